@@ -25,7 +25,8 @@ class IdMap:
 
     @classmethod
     def from_values(cls, values: np.ndarray) -> IdMap:
-        return cls(np.unique(np.asarray(values, dtype=np.int64)))
+        v = np.sort(np.asarray(values, dtype=np.int64))  # np.unique is far slower at 25M rows
+        return cls(v[np.concatenate(([True], v[1:] != v[:-1]))] if v.size else v)
 
     def __len__(self) -> int:
         return int(self.raw.size)

@@ -32,7 +32,7 @@ def is_seen(keys: np.ndarray, users: np.ndarray, items: np.ndarray, n_items: int
 
 
 def _check_room(seen: sp.csr_matrix, users: np.ndarray, needed: int) -> None:
-    room = seen.shape[1] - np.diff(seen.indptr)[users]
+    room = seen.shape[1] - np.diff(seen.indptr)[users]  # users may repeat
     if users.size and room.min() < needed:
         u = int(users[np.argmin(room)])
         raise ValueError(
@@ -55,7 +55,7 @@ def sample_negatives(
     """
     users = np.asarray(users, dtype=np.int64)
     n_items = seen.shape[1]
-    _check_room(seen, np.unique(users), 1)
+    _check_room(seen, users, 1)
     keys = seen_keys(seen) if keys is None else keys
     out = rng.integers(0, n_items, size=(users.size, n_per_user), dtype=np.int64)
     bad = np.flatnonzero(is_seen(keys, users[:, None], out, n_items).ravel())
@@ -82,7 +82,7 @@ def sample_candidates(
     """
     users = np.asarray(users, dtype=np.int64)
     n_items = seen.shape[1]
-    _check_room(seen, np.unique(users), n)
+    _check_room(seen, users, n)
     keys = seen_keys(seen) if keys is None else keys
     out = np.empty((users.size, n), dtype=np.int32)
     todo = np.arange(users.size)

@@ -2,7 +2,10 @@
 
 Per user, interactions are ordered by (timestamp, item index); ties on the timestamp are
 broken by item index, which follows the raw movie id, so the split never depends on file
-order. A user with at least three interactions gives the last one to test and the one
+order. The work is a stable sort by user (near linear when rows come grouped by user, as
+the loader gives them) and two per-user maxima of a (timestamp, item) key.
+
+A user with at least three interactions gives the last one to test and the one
 before it to validation; the rest is training. A user with one or two interactions keeps
 them all in training (``prepare`` drops such users by default).
 """
@@ -57,19 +60,34 @@ def concat(*parts: Interactions) -> Interactions:
     )
 
 
-def chronological_order(inter: Interactions) -> np.ndarray:
-    """Row order sorted by user, then timestamp, then item index."""
-    return np.lexsort((inter.items, inter.timestamps, inter.users))
-
-
 def leave_last_out(inter: Interactions) -> Split:
-    order = chronological_order(inter)
-    users = inter.users[order]
+    by_user = np.argsort(inter.users, kind="stable")  # near O(n) when rows come grouped by user
+    users = inter.users[by_user]
     counts = np.bincount(users, minlength=inter.n_users)
-    group_end = np.cumsum(counts)[users]  # one past the last sorted position of each row's user
-    from_end = group_end - 1 - np.arange(users.size)  # 0 = latest interaction of its user
-    held_out = counts[users] >= MIN_INTERACTIONS_FOR_HOLDOUT
-    test_rows = order[held_out & (from_end == 0)]
-    val_rows = order[held_out & (from_end == 1)]
-    train_rows = order[~held_out | (from_end >= 2)]
-    return Split(inter.subset(train_rows), inter.subset(val_rows), inter.subset(test_rows))
+    # (timestamp, item) as one int64 key; unique within a user since (user, item) pairs are
+    order_key = inter.timestamps[by_user] * np.int64(inter.n_items) + inter.items[by_user]
+    test_pos = _latest_per_user(order_key, counts)
+    order_key[test_pos] = np.iinfo(np.int64).min
+    val_pos = _latest_per_user(order_key, counts)
+    held = counts[users[test_pos]] >= MIN_INTERACTIONS_FOR_HOLDOUT
+    in_train = np.ones(len(inter), dtype=bool)
+    in_train[test_pos[held]] = False
+    in_train[val_pos[held]] = False
+    return Split(
+        inter.subset(by_user[in_train]),  # grouped by user, as the sampler prefers
+        inter.subset(by_user[val_pos[held]]),
+        inter.subset(by_user[test_pos[held]]),
+    )
+
+
+def _latest_per_user(key: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Position of the largest ``key`` in each non-empty user group (rows grouped by user);
+    the first one when a group holds the same key twice."""
+    sizes = counts[counts > 0]
+    if not sizes.size:
+        return np.empty(0, dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    group = np.repeat(np.arange(sizes.size), sizes)
+    hits = np.flatnonzero(key == np.maximum.reduceat(key, starts)[group])
+    first = np.concatenate(([True], group[hits][1:] != group[hits][:-1]))
+    return hits[first]
