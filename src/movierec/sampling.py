@@ -86,11 +86,11 @@ def sample_candidates(
     keys = seen_keys(seen) if keys is None else keys
     out = np.empty((users.size, n), dtype=np.int32)
     todo = np.arange(users.size)
-    surplus = 1.2
+    surplus = 1.05
     while todo.size:
         u = users[todo]
         room = n_items - np.diff(seen.indptr)[u]
-        draws = int(np.ceil(n * surplus * n_items / max(int(room.min()), 1))) + 16
+        draws = int(np.ceil(n * surplus * n_items / max(int(room.min()), 1))) + 8
         draws = min(draws, 64 * n_items)
         cand = np.sort(rng.integers(0, n_items, size=(todo.size, draws), dtype=np.int64), axis=1)
         ok = ~is_seen(keys, u[:, None], cand, n_items)
