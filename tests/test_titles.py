@@ -13,6 +13,7 @@ MOVIES = [  # raw id, title, year, popularity
     (6, "Hamlet", 2000, 7),
     (7, "Babylon 5", 0, 1),
     (8, "Toy Story 2", 1999, 30),
+    (9, "1917", 2019, 3),
 ]
 
 
@@ -58,6 +59,7 @@ def test_split_year():
         ("babylon 5", 6),
         ("8", 7),
         (8, 7),
+        ("1917", 8),
     ],
 )
 def test_exact_matches(index, query, item):
@@ -76,9 +78,10 @@ def test_unknown_title_offers_closest(index):
     assert m.candidates[0] == 1
 
 
-def test_unknown_id(index):
-    m = index.find("999")
-    assert m.item_idx is None and "999" in m.reason
+@pytest.mark.parametrize("query", ["999", "²", "1" * 30])
+def test_unknown_id_or_odd_digits(index, query):
+    m = index.find(query)
+    assert m.item_idx is None and m.reason
 
 
 def test_type_ahead_prefers_prefix_then_popularity(index):

@@ -60,11 +60,9 @@ class TitleIndex:
 
     def find(self, query: str | int, limit: int = 10) -> MovieMatch:
         text = str(query).strip()
-        if text.isdigit():
-            idx = int(self.items.index(int(text))[0])
-            if idx >= 0:
-                return MovieMatch(text, idx)
-            return MovieMatch(text, reason=f"no movie has id {text}")
+        by_id = text.isascii() and text.isdigit() and len(text) <= 18
+        if by_id and int(self.items.index(int(text))[0]) >= 0:
+            return MovieMatch(text, int(self.items.index(int(text))[0]))
         title, year = split_year(text)
         exact = self.by_key.get(normalise(title), [])
         if year:
@@ -74,7 +72,8 @@ class TitleIndex:
         if len(exact) > 1:
             ranked = sorted(exact, key=lambda i: -self.popularity[i])
             return MovieMatch(text, candidates=ranked[:limit], reason="ambiguous title")
-        return MovieMatch(text, candidates=self.closest(title, limit), reason="unknown title")
+        reason = f"no movie has id {text} or that title" if by_id else "unknown title"
+        return MovieMatch(text, candidates=self.closest(title, limit), reason=reason)
 
     def closest(self, text: str, limit: int) -> list[int]:
         key = normalise(text)
