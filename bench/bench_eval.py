@@ -1,0 +1,170 @@
+"""Evaluation benchmarks: the peers' leaderboard on ml-latest-small, and full-ranking speed.
+
+    python bench/bench_eval.py leaderboard --seeds 0 1 2 [--json OUT.json]
+    python bench/bench_eval.py full-timing [--users 161900 --items 20482 --factors 64]
+
+``leaderboard`` tunes every peer on validation under each seed (model seed and candidate
+seed; the split is fixed), then reports validation and test figures on both protocols as
+mean ± std over seeds, plus the library-default settings of BPR and iALS for reference.
+``full-timing`` times ``evaluate_full`` (and ``evaluate_sampled``) with a random-embedding
+dot-product scorer at ML-25M-filtered scale, to show full ranking is practical on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from movierec import movielens
+from movierec.baselines import DotProduct
+from movierec.compare import DEFAULT_PEERS, leaderboard, peer, summarize
+from movierec.evaluate import evaluate_full, evaluate_sampled
+from movierec.prepare import prepare
+from movierec.split import leave_last_out
+
+METRICS = ("sampled.hr@10", "sampled.ndcg@10", "full.hr@10", "full.ndcg@10", "coverage@10")
+
+
+def run_leaderboard(args: argparse.Namespace) -> None:
+    ds, _ = movielens.load(args.data)
+    ds, _ = prepare(ds, min_year=args.min_year)
+    split = leave_last_out(ds.interactions)
+    print(
+        f"{ds.name}: {split.n_users} users, {split.n_items} movies, "
+        f"{len(split.train)} training interactions; seeds {args.seeds}",
+        file=sys.stderr,
+    )
+    extra = {}
+    if not args.no_defaults:
+        extra = {"bpr (defaults)": peer("bpr", [{}]), "ials (defaults)": peer("ials", [{}])}
+    t0 = time.perf_counter()
+    rows = leaderboard(
+        split,
+        tuple(args.models),
+        seeds=tuple(args.seeds),
+        extra=extra,
+        progress=lambda m: print(f"[{time.perf_counter() - t0:7.1f}s] {m}", file=sys.stderr),
+    )
+    summary = summarize(rows)
+    for r in rows:
+        s, f = r.test.sampled, r.test.full or {}
+        print(
+            f"{r.model:16s} seed {r.seed}  test sampled HR@10 {s['hr@10']:.3f} "
+            f"NDCG@10 {s['ndcg@10']:.3f}  full HR@10 {f['hr@10']:.4f}  "
+            f"val sampled HR@10 {r.validation.sampled['hr@10']:.3f}  "
+            f"train {r.train_seconds:.1f}s tune {r.tune_seconds:.1f}s  {r.params}"
+        )
+    print()
+    for part in ("validation", "test"):
+        print(f"{part}: mean ± std over seeds {args.seeds}")
+        print("| model | " + " | ".join(METRICS) + " | train s | settings chosen (per seed) |")
+        print("|---" * (len(METRICS) + 3) + "|")
+        for model, stats in summary.items():
+            cells = [_pm(stats[f"{part}.{m}"]) for m in METRICS]
+            settings = "; ".join(_params(p) for p in _unique(stats["params"]))
+            train = _pm(stats["train_seconds"], 1)
+            print(f"| {model} | " + " | ".join(cells) + f" | {train} | {settings} |")
+        print()
+    print(f"wall time {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    if args.json:
+        out = {
+            "command": " ".join(sys.argv),
+            "data": ds.name,
+            "seeds": args.seeds,
+            "rows": [r.to_dict() | {"model": r.model} for r in rows],
+            "summary": summary,
+        }
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+def run_full_timing(args: argparse.Namespace) -> None:
+    """Random 64-d embeddings; seen sets of ``per_user`` random items; one target each."""
+    rng = np.random.default_rng(args.seed)
+    n_users, n_items = args.users, args.items
+    scorer = DotProduct(
+        rng.standard_normal((n_users, args.factors), dtype=np.float32),
+        rng.standard_normal((n_items, args.factors), dtype=np.float32),
+    )
+    rows = np.repeat(np.arange(n_users), args.per_user)
+    cols = rng.integers(0, n_items, rows.size)
+    seen = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n_users, n_items))
+    users = np.arange(n_users)
+    targets = rng.integers(0, n_items, n_users)
+    print(
+        f"{n_users} users x {n_items} items, {args.factors} factors, {seen.nnz} seen; "
+        f"torch threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}",
+    )
+    t0 = time.perf_counter()
+    full = evaluate_full(scorer, users, targets, seen, batch=args.batch)
+    t_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scorer.score_all(users[: args.batch or 800])
+    t_chunk = time.perf_counter() - t0
+    # random candidates that never hit the target (distinctness does not matter for timing)
+    cands = ((targets[:, None] + 1 + rng.integers(0, n_items - 1, (n_users, 99))) % n_items).astype(
+        np.int32
+    )
+    t0 = time.perf_counter()
+    evaluate_sampled(scorer, users, targets, cands)
+    t_sampled = time.perf_counter() - t0
+    n_chunks = -(-n_users // (args.batch or max(1, (1 << 24) // n_items)))
+    print(f"evaluate_full:    {t_full:6.1f} s  ({n_chunks} chunks; hr@10 {full['hr@10']:.5f})")
+    print(f"  of which scoring one chunk: {t_chunk:.2f} s")
+    print(f"evaluate_sampled: {t_sampled:6.1f} s")
+
+
+def _pm(v: tuple[float, float], digits: int = 3) -> str:
+    return f"{v[0]:.{digits}f} ± {v[1]:.{digits}f}"
+
+
+def _params(p: dict) -> str:
+    return (
+        ", ".join(f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}" for k, v in p.items())
+        or "-"
+    )
+
+
+def _unique(items: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    for p in items:
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    lb = sub.add_parser("leaderboard")
+    lb.add_argument("--data", default="ml-latest-small")
+    lb.add_argument("--min-year", type=int, default=None)
+    lb.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    lb.add_argument("--models", nargs="+", default=list(DEFAULT_PEERS))
+    lb.add_argument("--no-defaults", action="store_true", help="skip the library-default rows")
+    lb.add_argument("--json", default=None, help="also write every row and the summary here")
+    ft = sub.add_parser("full-timing")
+    ft.add_argument("--users", type=int, default=161_900)
+    ft.add_argument("--items", type=int, default=20_482)
+    ft.add_argument("--factors", type=int, default=64)
+    ft.add_argument("--per-user", type=int, default=19, help="seen items per user")
+    ft.add_argument("--batch", type=int, default=None, help="users per chunk (default: auto)")
+    ft.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.cmd == "leaderboard":
+        run_leaderboard(args)
+    else:
+        run_full_timing(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""History model on ml-latest-small: validation and test, sampled and full ranking, per seed.
+
+    python bench/bench_history.py [--seeds 0,1,2] [--epochs 20] [--threads 2]
+
+Each seed trains with ``history.PRESET`` (d=64, L=20, sampled softmax over 64 negatives,
+Adam 3e-3, batch 2048, <= 20 epochs, patience 3) and is evaluated with
+``evaluate(..., seed=seed)``: validation with history = train, test with history = train +
+validation. Prints one JSON line per seed as it finishes, then mean ± std.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from movierec import models
+from movierec.evaluate import evaluate
+from movierec.history import PRESET, HistoryModel, fit_history, history_for
+from movierec.models import TorchScorer
+from movierec.movielens import load
+from movierec.prepare import prepare
+from movierec.split import leave_last_out
+from movierec.train import TrainConfig
+
+models.MODELS.setdefault("history", HistoryModel.from_config)  # until models.py registers it
+
+
+def flat(m) -> dict[str, float]:
+    d = m.to_dict()
+    out = {f"sampled_{k}": v for k, v in d["sampled"].items() if k != "users"}
+    out.update({f"full_{k}": v for k, v in d.get("full", {}).items() if k != "users"})
+    if "coverage@10" in d:
+        out["coverage@10"] = d["coverage@10"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=PRESET["epochs"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--progress", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    ds, _ = load("ml-latest-small")
+    ds, _ = prepare(ds)
+    split = leave_last_out(ds.interactions)
+    runs = []
+    for seed in (int(s) for s in a.seeds.split(",")):
+        cfg = TrainConfig(
+            model="history", **{**PRESET, "epochs": a.epochs}, seed=seed, device=a.device
+        )
+        res = fit_history(split, cfg, progress=a.progress)
+        model = res.model
+        scorer = TorchScorer(model, res.device)
+        t0 = time.perf_counter()
+        test = flat(evaluate(scorer, split, seed=seed, on="test"))
+        model.set_history_from(history_for(split, "validation"))
+        val = flat(evaluate(scorer, split, seed=seed, on="validation"))
+        model.set_history_from(history_for(split, "test"))
+        run = {
+            "seed": seed,
+            "best_epoch": res.best_epoch,
+            "epochs_run": len(res.history),
+            "train_s": round(res.seconds, 1),
+            "eval_s": round(time.perf_counter() - t0, 1),
+            "curve": [round(h.val_hr10, 4) for h in res.history],
+            "validation": val,
+            "test": test,
+        }
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    for part in ("validation", "test"):
+        keys = ("sampled_hr@10", "sampled_ndcg@10", "full_hr@10", "full_ndcg@10", "coverage@10")
+        cells = []
+        for k in keys:
+            v = np.array([r[part][k] for r in runs])
+            cells.append(f"{k}={v.mean():.4f}±{v.std():.4f}")
+        print(f"{part.upper():<10} " + " ".join(cells))
+    t = np.array([r["train_s"] for r in runs])
+    print(f"train seconds {t.mean():.0f}±{t.std():.0f} (seeds {a.seeds}, {a.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The leaderboard: every contender on one split, one rule, the same candidates.
+
+Rule (identical for every model, ours included): fit on ``split.train`` only, choose
+settings (or epochs) on validation, report test. A *contender* is a function
+``(split, seed) -> Fitted`` that does its own selection on validation and never looks at
+``split.test``; the peers in ``movierec.baselines`` become contenders through ``peer()``,
+and the neural models join through ``leaderboard(..., extra={"neumf": fit_neumf})``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from movierec import baselines
+from movierec.evaluate import Metrics, Scorer, evaluate
+from movierec.split import Split
+
+DEFAULT_PEERS: tuple[str, ...] = ("popularity", "bpr", "ials", "ease")
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A contender's chosen model and how it got there."""
+
+    scorer: Scorer
+    params: dict[str, Any]  # the settings chosen on validation (JSON-friendly values)
+    train_seconds: float  # fitting the chosen settings once (tuning excluded)
+    tune_seconds: float = 0.0  # the whole selection on validation, fits included
+
+
+Contender = Callable[[Split, int], Fitted]  # (split, seed) -> Fitted; must not read split.test
+
+
+@dataclass(frozen=True)
+class Row:
+    """One contender under one seed: chosen settings, validation and test figures."""
+
+    model: str
+    seed: int
+    params: dict[str, Any]
+    train_seconds: float
+    tune_seconds: float
+    validation: Metrics
+    test: Metrics
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Test figures first (the JSON shape of ``movierec compare --json``)."""
+        return {
+            **self.test.to_dict(),
+            "train_seconds": self.train_seconds,
+            "tune_seconds": self.tune_seconds,
+            "params": dict(self.params),
+            "seed": self.seed,
+            "validation": self.validation.to_dict(),
+        }
+
+
+def peer(name: str, grid: Sequence[Mapping[str, Any]] | None = None) -> Contender:
+    """Peer ``name`` as a contender: tuned on validation over its grid (or ``grid``).
+
+    The returned function caches the fits of deterministic peers (popularity, EASE), so
+    calling it for several seeds on the same split fits each grid point once.
+    """
+    cache: baselines.FitCache = {}
+    cached_for: list[Split] = []  # the split the cache belongs to (held, compared by identity)
+
+    def fit(split: Split, seed: int) -> Fitted:
+        if not cached_for or cached_for[0] is not split:
+            cache.clear()
+            cached_for[:] = [split]
+        t0 = time.perf_counter()
+        tuned = baselines.tune_peer(name, split, grid, seed=seed, cache=cache)
+        return Fitted(tuned.scorer, tuned.params, tuned.fit_seconds, time.perf_counter() - t0)
+
+    return fit
+
+
+def leaderboard(
+    split: Split,
+    models: Sequence[str] = DEFAULT_PEERS,
+    *,
+    seeds: Sequence[int] = (0,),
+    extra: Mapping[str, Contender] | None = None,
+    full: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Tune and evaluate every contender: ``models`` (peer names) then ``extra``.
+
+    For each seed, a contender is fit and selected with that seed (model initialisation and
+    validation candidates), then scored on validation and test with candidates from the same
+    seed, so every model meets the same candidates. Rows come model by model, seed by seed.
+    """
+    contenders: dict[str, Contender] = {name: peer(name) for name in models}
+    for name, fn in (extra or {}).items():
+        if name in contenders:
+            raise ValueError(f"contender {name!r} is listed twice")
+        contenders[name] = fn
+    if not seeds:
+        raise ValueError("leaderboard needs at least one seed")
+    rows: list[Row] = []
+    for name, fit in contenders.items():
+        for seed in seeds:
+            if progress is not None:
+                progress(f"{name} (seed {seed})")
+            fitted = fit(split, seed)
+            rows.append(
+                Row(
+                    model=name,
+                    seed=seed,
+                    params=dict(fitted.params),
+                    train_seconds=fitted.train_seconds,
+                    tune_seconds=fitted.tune_seconds,
+                    validation=evaluate(
+                        fitted.scorer, split, seed=seed, on="validation", full=full
+                    ),
+                    test=evaluate(fitted.scorer, split, seed=seed, on="test", full=full),
+                )
+            )
+            del fitted
+    return rows
+
+
+def to_json(rows: Sequence[Row]) -> dict[str, dict[str, Any]]:
+    """``{model: row.to_dict()}``, the shape ``compare --json`` prints (one seed per model)."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.model in out:
+            raise ValueError(f"{row.model!r} appears under several seeds; use summarize()")
+        out[row.model] = row.to_dict()
+    return out
+
+
+def summarize(rows: Sequence[Row]) -> dict[str, dict[str, Any]]:
+    """Mean and population std over seeds per model: ``{model: {"test.sampled.hr@10":
+    (mean, std), ..., "seeds": n, "params": [per-seed settings]}}``."""
+    by_model: dict[str, list[Row]] = {}
+    for row in rows:
+        by_model.setdefault(row.model, []).append(row)
+    out: dict[str, dict[str, Any]] = {}
+    for model, group in by_model.items():
+        flat = [
+            _flatten({"validation": r.validation.to_dict(), "test": r.test.to_dict()})
+            for r in group
+        ]
+        flat = [{**f, "train_seconds": r.train_seconds} for f, r in zip(flat, group, strict=True)]
+        stats: dict[str, Any] = {}
+        for key in flat[0]:
+            if key.endswith(".users"):
+                continue
+            vals = np.array([f[key] for f in flat], dtype=np.float64)
+            stats[key] = (float(vals.mean()), float(vals.std()))
+        stats["seeds"] = len(group)
+        stats["params"] = [r.params for r in group]
+        out[model] = stats
+    return out
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif v is not None:
+            out[key] = float(v)
+    return out

@@ -1,0 +1,242 @@
+"""Sampled and full-ranking evaluation of any ``Scorer`` on a leave-last-out split.
+
+Two protocols, one rank per held-out user (see DESIGN.md, "The evaluation protocol"):
+
+- sampled: the target ranked against 99 distinct items the user never interacted with
+  (the same candidates for every model given the same seed);
+- full: the target ranked against every item the user has not interacted with before the
+  target (train for validation, train + validation for test), scored in user chunks so
+  memory stays bounded.
+
+Ties count against the target in the rank; metrics are the expectation over a random order
+among tied items (``movierec.metrics``), so a constant model scores HR@10 = 0.10 sampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from movierec import metrics
+from movierec.sampling import EVAL_CANDIDATES, sample_candidates
+from movierec.split import Split
+
+K_LIST: tuple[int, ...] = (5, 10, 20)
+COVERAGE_K = 10
+SAMPLED_BATCH = 8192  # users scored per call in the sampled protocol
+FULL_CHUNK_ELEMENTS = 1 << 24  # scores held per chunk in the full protocol (64 MiB float32)
+
+Part = Literal["test", "validation"]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that scores (user, item) pairs; higher is better."""
+
+    n_users: int
+    n_items: int
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """users (B,), items (B, C) -> float32 (B, C)."""
+        ...
+
+    def score_all(self, users: np.ndarray) -> np.ndarray:
+        """users (B,) -> float32 (B, n_items). A torch tensor is accepted too."""
+        ...
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Everything one evaluation ranks: held-out users, their targets, sampled candidates,
+    and the items excluded from full ranking (what each user saw before the target)."""
+
+    part: Part
+    users: np.ndarray  # int64 (U,), sorted
+    targets: np.ndarray  # int64 (U,)
+    candidates: np.ndarray  # int32 (U, 99), distinct, never seen anywhere
+    seen: sp.csr_matrix  # (n_users, n_items) binary; excluded from full ranking
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Both protocols' figures for one model on one part of the split."""
+
+    sampled: dict[str, float]  # hr@K, ndcg@K for K in K_LIST, and "users"
+    full: dict[str, float] | None  # same keys; None when full ranking was skipped
+    coverage_at_10: float | None  # catalogue coverage of the full-ranking top-10 lists
+
+    def to_dict(self) -> dict:
+        out: dict = {"sampled": dict(self.sampled)}
+        if self.full is not None:
+            out["full"] = dict(self.full)
+            out["coverage@10"] = self.coverage_at_10
+        return out
+
+
+def holdout(split: Split, *, part: Part = "test", seed: int = 0) -> Holdout:
+    """Targets and candidates for ``part``. Candidates depend only on the split and ``seed``.
+
+    Candidates avoid everything the user interacted with anywhere (so validation and test
+    of one seed share them); full ranking on validation excludes only train, so it never
+    sees test.
+    """
+    if part == "test":
+        held, seen = split.test, split.seen_before_test()
+    elif part == "validation":
+        held, seen = split.validation, split.train.to_csr()
+    else:
+        raise ValueError(f"part must be 'test' or 'validation', got {part!r}")
+    users = held.users.astype(np.int64)
+    candidates = sample_candidates(split.seen_anywhere(), users, np.random.default_rng(seed))
+    return Holdout(part, users, held.items.astype(np.int64), candidates, seen)
+
+
+def evaluate_sampled(
+    scorer: Scorer,
+    users: np.ndarray,
+    targets: np.ndarray,
+    candidates: np.ndarray,
+    k_list: tuple[int, ...] = K_LIST,
+    batch: int = SAMPLED_BATCH,
+) -> dict[str, float]:
+    """Rank each target against its own row of ``candidates`` (U, C)."""
+    users, targets = _check_users_targets(users, targets)
+    candidates = np.asarray(candidates)
+    if candidates.ndim != 2 or candidates.shape[0] != users.size:
+        raise ValueError(f"candidates must be (U, C) with U={users.size}, got {candidates.shape}")
+    if np.any(candidates == targets[:, None]):
+        raise ValueError("a user's candidates include their own target")
+    ranks = np.empty(users.size, dtype=np.int64)
+    ties = np.empty(users.size, dtype=np.int64)
+    for start in range(0, users.size, batch):
+        sl = slice(start, start + batch)
+        items = np.concatenate([targets[sl, None], candidates[sl]], axis=1)
+        s = _as_numpy(scorer.score(users[sl], items))
+        if s.shape != items.shape:
+            raise ValueError(f"score() returned shape {s.shape}, expected {items.shape}")
+        ranks[sl] = metrics.rank_of_target(s[:, 0], s[:, 1:])
+        ties[sl] = metrics.ties_of_target(s[:, 0], s[:, 1:])
+    return _summary(ranks, ties, k_list)
+
+
+def evaluate_full(
+    scorer: Scorer,
+    users: np.ndarray,
+    targets: np.ndarray,
+    seen: sp.csr_matrix,
+    k_list: tuple[int, ...] = K_LIST,
+    batch: int | None = None,
+) -> dict[str, float]:
+    """Rank each target against every item its user has not seen; add top-10 coverage.
+
+    ``seen`` is a (n_users, n_items) sparse matrix; its nonzeros in a user's row are scored
+    -inf (the target itself is always kept). Users are scored ``batch`` at a time (default:
+    about 16M scores per chunk); results do not depend on ``batch``.
+    """
+    users, targets = _check_users_targets(users, targets)
+    seen = sp.csr_matrix(seen)
+    n_items = scorer.n_items
+    if seen.shape[1] != n_items:
+        raise ValueError(f"seen has {seen.shape[1]} columns, the scorer {n_items} items")
+    if batch is None:
+        batch = max(1, FULL_CHUNK_ELEMENTS // max(n_items, 1))
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    ranks = np.empty(users.size, dtype=np.int64)
+    ties = np.empty(users.size, dtype=np.int64)
+    in_top = torch.zeros(n_items, dtype=torch.bool)
+    kc = min(COVERAGE_K, n_items)
+    for start in range(0, users.size, batch):
+        sl = slice(start, start + batch)
+        s = _owned_tensor(scorer.score_all(users[sl]))
+        if tuple(s.shape) != (len(users[sl]), n_items):
+            raise ValueError(f"score_all() returned shape {tuple(s.shape)}, expected (B, n_items)")
+        dev = s.device
+        rows = torch.arange(s.shape[0], device=dev)
+        tgt = torch.as_tensor(targets[sl], device=dev)
+        t = s[rows, tgt].clone()
+        chunk = seen[users[sl]]
+        r = np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr))
+        c = chunk.indices.astype(np.int64)
+        s[torch.as_tensor(r, device=dev), torch.as_tensor(c, device=dev)] = -torch.inf
+        top = torch.topk(s, kc, dim=1)
+        in_top[top.indices[torch.isfinite(top.values)].cpu()] = True
+        s[rows, tgt] = t  # the target competes even if it also appears in ``seen``
+        col = t[:, None]
+        # each count includes the target itself (x >= x; NaN is never < anything)
+        ranks[sl] = (torch.count_nonzero(~(s < col), dim=1) - 1).cpu().numpy()
+        tie = torch.count_nonzero(s == col, dim=1) - 1
+        ties[sl] = torch.where(torch.isnan(t), 0, tie).cpu().numpy()
+    out = _summary(ranks, ties, k_list)
+    out[f"coverage@{COVERAGE_K}"] = float(in_top.sum()) / n_items
+    return out
+
+
+def evaluate_holdout(scorer: Scorer, h: Holdout, *, full: bool = True) -> Metrics:
+    """Both protocols on a prepared ``Holdout`` (full ranking optional: it is the costly one)."""
+    sampled = evaluate_sampled(scorer, h.users, h.targets, h.candidates)
+    if not full:
+        return Metrics(sampled, None, None)
+    f = evaluate_full(scorer, h.users, h.targets, h.seen)
+    cov = f.pop(f"coverage@{COVERAGE_K}")
+    return Metrics(sampled, f, cov)
+
+
+def evaluate(
+    scorer: Scorer, split: Split, *, seed: int = 0, on: Part = "test", full: bool = True
+) -> Metrics:
+    """Evaluate ``scorer`` on the test (or validation) users of ``split``.
+
+    Candidates come from ``sample_candidates(split.seen_anywhere(), users,
+    np.random.default_rng(seed))``: every model compared under one seed meets the same ones.
+    """
+    return evaluate_holdout(scorer, holdout(split, part=on, seed=seed), full=full)
+
+
+def _summary(ranks: np.ndarray, ties: np.ndarray, k_list: tuple[int, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in k_list:
+        out[f"hr@{k}"] = metrics.hit_rate(ranks, k, ties)
+        out[f"ndcg@{k}"] = metrics.ndcg(ranks, k, ties)
+    out["users"] = int(ranks.size)
+    return out
+
+
+def _check_users_targets(users: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    u = np.asarray(users, dtype=np.int64)
+    t = np.asarray(targets, dtype=np.int64)
+    if u.ndim != 1 or t.shape != u.shape:
+        raise ValueError(f"users and targets must be 1-D of equal length, got {u.shape}, {t.shape}")
+    return u, t
+
+
+def _owned_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A float32 tensor this module may modify in place (a copy: the scorer's buffer is
+    never touched). Tensors stay on their device."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(torch.float32, copy=True)
+    return torch.from_numpy(np.array(x, dtype=np.float32, copy=True))
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+__all__ = [
+    "EVAL_CANDIDATES",
+    "K_LIST",
+    "Holdout",
+    "Metrics",
+    "Scorer",
+    "evaluate",
+    "evaluate_full",
+    "evaluate_holdout",
+    "evaluate_sampled",
+    "holdout",
+]

@@ -1,0 +1,624 @@
+"""Training: config dataclass, on-device epochs of fresh negatives, Lightning loop, resume.
+
+One epoch = every training positive once plus ``negatives`` fresh unseen items per positive,
+shuffled together. The rows live on the training device as three tensors; batches are
+slices of them (no per-row Dataset, no DataLoader workers). After each epoch the model is
+scored on the sampled validation protocol (the validation item against 99 unseen
+candidates drawn once with ``eval_seed``; ties count against it); the best epoch's weights
+are kept and returned.
+
+Randomness: the model's initial weights come from torch seeded with ``seed``; epoch ``e``
+draws its negatives and its shuffle from ``numpy.random.default_rng([seed, e])``. An
+interrupted run resumed from its last checkpoint therefore replays exactly the epochs it
+would have run.
+
+Run directory (``run_dir``) while training: ``checkpoints/last.ckpt`` (Lightning checkpoint
+after every epoch: weights, optimizer, loop state, best weights and the epoch log; loads
+with ``torch.load(weights_only=True)``) and ``train_log.csv`` (one row per epoch).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+from torch import nn
+
+from movierec.models import ModelConfig, TorchScorer, build_model
+from movierec.sampling import sample_candidates, sample_negatives, seen_keys
+from movierec.split import Split
+
+DEVICE_ENV = "MOVIEREC_DEVICE"
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+TRAIN_LOG = "train_log.csv"
+VAL_K = 10
+VAL_BATCH_ROWS = 1 << 20  # (user, candidate) pairs scored per validation step
+GROUP_ROWS = 16384  # rows per Lightning step: small batches run several optimizer steps
+RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # may differ between a run and its resume
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "tutorial"  # key into movierec.models.MODELS: tutorial | gmf | mlp | neumf
+    factors: int = 8  # embedding size: GMF latent size; MLP per-side embedding (unless mlp_factors)
+    layers: tuple[int, ...] = (64, 32)  # MLP tower hidden sizes after concat(user, item)
+    mlp_factors: int | None = None  # NeuMF: MLP embedding size when it differs from factors
+    dropout: float = 0.0  # dropout after each MLP tower layer
+    init_std: float | None = None  # embeddings ~ N(0, init_std); None keeps torch's N(0, 1)
+    epochs: int = 5  # maximum passes over the training positives
+    batch_size: int | None = 512  # rows (positives + negatives) per step; None: auto_batch_size
+    lr: float | None = 1e-3  # Adam learning rate; None: 1e-3 * sqrt(batch_size / 512)
+    weight_decay: float = 0.0  # L2 penalty on every parameter (Adam's coupled weight decay)
+    negatives: int = 4  # unseen items sampled per training positive, fresh every epoch
+    seed: int = 0  # initial weights, negatives and shuffling
+    eval_seed: int = 0  # validation candidates: fixed, so that runs compare on the same ones
+    patience: int | None = None  # stop after this many epochs without a better val HR@10
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (auto: $MOVIEREC_DEVICE, cuda, cpu)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size is None or self.batch_size >= 1,
+            "lr": self.lr is None or self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "negatives": self.negatives >= 1,
+            "patience": self.patience is None or self.patience >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
+        self.model_config(1, 1)  # validates the model fields
+
+    @classmethod
+    def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
+        """The preset for ``model`` with ``overrides`` applied.
+
+        None means "not given" (the preset stays), as for an omitted command-line option;
+        ``dataclasses.replace`` sets a field to None (e.g. an automatic batch size).
+        """
+        if model not in PRESETS:
+            raise ValueError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls(**{"model": model, **PRESETS[model], **given})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["layers"] = list(self.layers)
+        return d
+
+    def resolved(self, rows_per_epoch: int) -> TrainConfig:
+        """This config with an automatic batch size and learning rate made concrete."""
+        batch = self.batch_size or auto_batch_size(rows_per_epoch)
+        lr = self.lr or BASE_LR * math.sqrt(batch / BASE_BATCH)
+        return dataclasses.replace(self, batch_size=batch, lr=lr)
+
+    def model_config(self, n_users: int, n_items: int) -> ModelConfig:
+        return ModelConfig(
+            kind=self.model,
+            n_users=n_users,
+            n_items=n_items,
+            factors=self.factors,
+            layers=self.layers,
+            mlp_factors=self.mlp_factors,
+            dropout=self.dropout,
+            init_std=self.init_std,
+        )
+
+
+BASE_BATCH, BASE_LR = 512, 1e-3  # the tutorial's batch and Adam learning rate
+MAX_AUTO_BATCH = 16384
+MIN_AUTO_STEPS = 500  # an automatic batch size leaves at least this many steps per epoch
+
+
+def auto_batch_size(rows_per_epoch: int) -> int:
+    """The largest power of two in [512, 16384] that leaves >= 500 steps per epoch.
+
+    Dense Adam touches every embedding row at every step, so on a CPU a step costs about
+    the same at batch 512 as at 16,384 once the tables are large (ML-25M shaped data:
+    ~4x the rows/s at 16,384). Small data needs the steps: ml-latest-small keeps 512.
+    """
+    batch = BASE_BATCH
+    while batch * 2 <= MAX_AUTO_BATCH and rows_per_epoch / (batch * 2) >= MIN_AUTO_STEPS:
+        batch *= 2
+    return batch
+
+
+# Per-model defaults (TrainConfig's own field defaults are the tutorial's as written).
+PRESETS: dict[str, dict[str, Any]] = {
+    # The tutorial's NCF: embeddings of 8, MLP 64 -> 32 -> 1, Adam, 4 negatives, 5 epochs.
+    # It trained at batch 512, lr 1e-3; the batch here grows with the data (auto_batch_size)
+    # and the learning rate with the square root of the batch: 512 and 1e-3 on
+    # ml-latest-small, 16,384 and 5.7e-3 on ML-25M-shaped data (bench/RESULTS.md).
+    "tutorial": dict(factors=8, layers=(64, 32), init_std=None, epochs=5, batch_size=None, lr=None),
+    "gmf": dict(factors=32, layers=(), init_std=0.01, epochs=20, batch_size=256, lr=1e-3),
+    # He et al.'s pyramid [64, 32, 16, 8]: embeddings of 32 per side, then 32, 16, 8.
+    "mlp": dict(factors=32, layers=(32, 16, 8), init_std=0.01, epochs=20, batch_size=256),
+    # Predictive factors 32: GMF of 32 beside an MLP [128 -> 64 -> 32].
+    "neumf": dict(
+        factors=32, mlp_factors=64, layers=(64, 32), init_std=0.01, epochs=20, batch_size=256
+    ),
+}
+
+
+def resolve_device(requested: str | None = "auto") -> torch.device:
+    """Argument, then $MOVIEREC_DEVICE, then cuda when available, then cpu."""
+    choice = requested if requested not in (None, "", "auto") else os.environ.get(DEVICE_ENV, "")
+    if choice in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(choice)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {choice!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {choice!r} requested but CUDA is not available")
+    return device
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TrainRows:
+    """Training positives sorted by user, plus what negative sampling needs."""
+
+    users: np.ndarray  # int64 (P,), ascending: sample_negatives is fast on sorted queries
+    keys: np.ndarray  # int64 (P,): user * n_items + item of each positive, ascending
+    seen: Any  # scipy CSR (n_users, n_items): every interaction, never sampled as a negative
+    seen_keys: np.ndarray  # seen_keys(seen)
+    device: torch.device
+
+    @classmethod
+    def from_split(cls, split: Split, device: torch.device) -> TrainRows:
+        t = split.train
+        keys = np.sort(t.users.astype(np.int64) * t.n_items + t.items)
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]  # np.unique hashes: slow on numpy 2.4
+        seen = split.seen_anywhere()
+        return cls(keys // t.n_items, keys, seen, seen_keys(seen), device)
+
+    def __len__(self) -> int:
+        return int(self.keys.size)
+
+    def epoch(self, seed: int, epoch: int, negatives: int) -> tuple[torch.Tensor, ...]:
+        """(users, items, labels) of one epoch, shuffled, on the device.
+
+        Negatives are drawn for the user-sorted positives, then all rows are shuffled
+        together (one permutation of packed ``user * n_items + item`` keys).
+        """
+        rng = np.random.default_rng([seed, epoch])
+        n_items = self.seen.shape[1]
+        neg = sample_negatives(self.seen, self.users, negatives, rng, keys=self.seen_keys)
+        neg_keys = (self.users[:, None] * n_items + neg).ravel()
+        perm = rng.permutation(self.keys.size + neg_keys.size)
+        keys = np.concatenate([self.keys, neg_keys])[perm]
+        users = keys // n_items
+        items = keys - users * n_items
+        labels = perm < self.keys.size
+        dev = self.device
+        return (
+            torch.as_tensor(users.astype(np.int32), device=dev),
+            torch.as_tensor(items.astype(np.int32), device=dev),
+            torch.as_tensor(labels, device=dev).float(),
+        )
+
+
+class EpochBatches:
+    """Re-iterable over batches; each ``iter()`` builds a fresh epoch with ``make_epoch``."""
+
+    def __init__(
+        self, make_epoch: Callable[[], tuple[torch.Tensor, ...]], n_rows: int, batch_size: int
+    ) -> None:
+        self.make_epoch, self.n_rows, self.batch_size = make_epoch, n_rows, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_rows / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        columns = self.make_epoch()
+        for s in range(0, columns[0].numel(), self.batch_size):
+            yield tuple(c[s : s + self.batch_size] for c in columns)
+
+
+class Fixed:
+    """A fixed sequence of batches, iterated whole every epoch (one loader to Lightning)."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, ...]]) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return iter(self.batches)
+
+
+def validation_batches(split: Split, seed: int, device: torch.device) -> Fixed:
+    """(users (B,), items (B, 1 + 99)) chunks: the validation item first, then candidates."""
+    v = split.validation
+    if not len(v):
+        return Fixed([])
+    users = v.users.astype(np.int64)
+    cand = sample_candidates(split.seen_anywhere(), users, np.random.default_rng(seed))
+    items = np.concatenate([v.items[:, None].astype(np.int64), cand], axis=1)
+    step = max(1, VAL_BATCH_ROWS // items.shape[1])
+    u, i = torch.as_tensor(users, device=device), torch.as_tensor(items, device=device)
+    return Fixed([(u[s : s + step], i[s : s + step]) for s in range(0, len(u), step)])
+
+
+def sampled_hits(logits: torch.Tensor, k: int = VAL_K) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of HR@k and NDCG@k over rows whose column 0 is the positive; ties count against it."""
+    rank = (logits[:, 1:] >= logits[:, :1]).sum(dim=1)
+    hit = rank < k
+    gain = torch.where(hit, 1.0 / torch.log2(rank.float() + 2.0), torch.zeros_like(logits[:, 0]))
+    return hit.sum(), gain.sum()
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class EpochLog:
+    epoch: int  # 1-based
+    loss: float  # mean training BCE over the epoch's batches
+    val_hr10: float  # sampled validation HR@10 (nan when there is no validation part)
+    val_ndcg10: float
+    rows_per_s: float  # training rows (positives + negatives) per second, sampling excluded
+    seconds: float  # whole epoch: sampling, training and validation
+
+    CSV_HEADER = ("epoch", "loss", "val_hr@10", "val_ndcg@10", "rows/s", "seconds")
+
+    def csv_row(self) -> list[str]:
+        return [
+            str(self.epoch),
+            f"{self.loss:.6f}",
+            f"{self.val_hr10:.6f}",
+            f"{self.val_ndcg10:.6f}",
+            f"{self.rows_per_s:.0f}",
+            f"{self.seconds:.3f}",
+        ]
+
+
+@dataclass
+class EpochStats:
+    """Running figures of the current epoch (a plain object: cheap to update every step)."""
+
+    device: torch.device
+    started: float = field(default_factory=time.perf_counter)
+    loss_sum: torch.Tensor | None = None  # on the device: no sync per step
+    steps: int = 0
+    rows: int = 0
+    train_start: float | None = None  # first batch (the epoch's rows are sampled before it)
+    train_end: float | None = None  # validation start
+    hits: torch.Tensor | None = None
+    gain: torch.Tensor | None = None
+    val_users: int = 0
+    val: tuple[float, float] = (math.nan, math.nan)  # HR@10, NDCG@10
+    live: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.hits = torch.zeros((), device=self.device)
+        self.gain = torch.zeros((), device=self.device)
+
+    def train_seconds(self) -> float:
+        end = self.train_end or time.perf_counter()
+        return end - (self.train_start or end)
+
+
+class NCFModule(L.LightningModule):
+    """The training loop: BCE-with-logits on shuffled positive/negative rows, Adam.
+
+    Manual optimization with the plain torch optimizer: the whole update is visible in
+    ``training_step``. Single device, float32 (no precision plugin, no DDP gradient sync
+    across the several steps of one call).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        rows: TrainRows,
+        val: Fixed,
+        run_dir: Path | None,
+    ) -> None:
+        super().__init__()
+        self.model, self.config, self.rows, self.val = model, config, rows, val
+        self.run_dir = run_dir
+        self.automatic_optimization = False
+        self.history: list[EpochLog] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.stopped_early = False
+        self.stats = EpochStats(torch.device("cpu"))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        c, params = self.config, self.model.parameters()
+        fused = self.device.type in ("cpu", "cuda")  # one kernel for all tensors: far less overhead
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
+
+    def train_batches(self) -> EpochBatches:
+        """Groups of whole batches: one ``training_step`` call runs several optimizer steps
+        when batches are small, so Lightning's per-call overhead (~1 ms on a CPU) is paid
+        once per ``GROUP_ROWS`` rows. Batch boundaries are the same as without groups."""
+        bs = self.config.batch_size
+        n_rows = len(self.rows) * (1 + self.config.negatives)
+        return EpochBatches(self._make_epoch, n_rows, max(1, GROUP_ROWS // bs) * bs)
+
+    def _make_epoch(self) -> tuple[torch.Tensor, ...]:
+        return self.rows.epoch(self.config.seed, self.current_epoch, self.config.negatives)
+
+    # -- training
+    def on_train_epoch_start(self) -> None:
+        self.stats = EpochStats(self.device)
+
+    def training_step(self, group: tuple[torch.Tensor, ...], group_idx: int) -> None:
+        st, opt = self.stats, self.optimizers(use_pl_optimizer=False)
+        if st.train_start is None:
+            st.train_start = time.perf_counter()
+        for users, items, labels in zip(*(c.split(self.config.batch_size) for c in group)):
+            loss = F.binary_cross_entropy_with_logits(self.model(users, items), labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            st.loss_sum += loss.detach()
+            st.steps += 1
+            st.rows += labels.numel()
+
+    def live_metrics(self) -> dict[str, float]:
+        """Loss and rows/s for the progress bar; syncs with the device at most twice a second."""
+        st, now = self.stats, time.perf_counter()
+        if st.steps and now - st.live.get("at", 0.0) > 0.5:
+            elapsed = max(now - (st.train_start or now), 1e-9)
+            loss = float(st.loss_sum) / st.steps
+            st.live = {"at": now, "loss": loss, "rows/s": st.rows / elapsed}
+        return {k: v for k, v in st.live.items() if k != "at"}
+
+    # -- validation
+    def on_validation_epoch_start(self) -> None:
+        self.stats.train_end = time.perf_counter()
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        users, items = batch
+        hits, gain = sampled_hits(self.model(users[:, None], items))
+        self.stats.hits += hits
+        self.stats.gain += gain
+        self.stats.val_users += users.numel()
+
+    def on_validation_epoch_end(self) -> None:
+        st = self.stats
+        n = max(st.val_users, 1)
+        st.val = (float(st.hits) / n, float(st.gain) / n)
+        self.log("val_hr@10", st.val[0], prog_bar=True)
+
+    # -- bookkeeping after validation: best weights, early stopping, log, checkpoint
+    def on_train_epoch_end(self) -> None:
+        st = self.stats
+        hr, ndcg = st.val
+        row = EpochLog(
+            epoch=self.current_epoch + 1,
+            loss=float(st.loss_sum) / max(st.steps, 1),
+            val_hr10=hr,
+            val_ndcg10=ndcg,
+            rows_per_s=st.rows / max(st.train_seconds(), 1e-9),
+            seconds=time.perf_counter() - st.started,
+        )
+        self.history.append(row)
+        best_hr = -1.0 if self.best_state is None else self.history[self.best_epoch - 1].val_hr10
+        if self.best_state is None or not (hr <= best_hr):  # nan (no validation): keep latest
+            self.best_epoch = row.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        patience = self.config.patience
+        if patience is not None and row.epoch - self.best_epoch >= patience:
+            self.stopped_early = True
+            self.trainer.should_stop = True
+        if self.run_dir is not None:
+            write_train_log(self.run_dir / TRAIN_LOG, self.history)
+            save_checkpoint(self.trainer, self.run_dir / CHECKPOINT)
+
+    # -- resume
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["movierec"] = {
+            "config": self.config.to_dict(),
+            "history": [dataclasses.asdict(h) for h in self.history],
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "stopped_early": self.stopped_early,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.restore(checkpoint["movierec"])
+
+    def restore(self, state: dict[str, Any]) -> None:
+        check_resumable(state["config"], self.config)
+        self.history = [EpochLog(**h) for h in state["history"]]
+        self.best_epoch = int(state["best_epoch"])
+        self.best_state = state["best_state"]
+        self.stopped_early = bool(state["stopped_early"])
+        torch.set_rng_state(state["torch_rng"])
+        cuda_rng = state.get("cuda_rng") or []
+        if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+    now = config.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise ValueError(f"cannot resume: the checkpoint was trained with other settings ({diffs})")
+
+
+def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
+    """Write then rename, so a crash mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    trainer.save_checkpoint(tmp)
+    os.replace(tmp, path)
+
+
+def write_train_log(path: Path, history: Sequence[EpochLog]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(EpochLog.CSV_HEADER)
+        w.writerows(h.csv_row() for h in history)
+    os.replace(tmp, path)
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich bar showing the running loss and rows/s without a sync per step."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        live = pl_module.live_metrics() if isinstance(pl_module, NCFModule) else {}
+        if "loss" in live:
+            items["loss"] = f"{live['loss']:.4f}"
+            items["rows/s"] = f"{live['rows/s'] / 1e3:,.0f}k"
+        return items
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # best-validation weights, eval mode, on the training device
+    config: TrainConfig  # as run: automatic batch size and learning rate made concrete
+    model_config: ModelConfig
+    history: list[EpochLog]  # one row per epoch run, including any before a resume
+    best_epoch: int  # 1-based epoch whose weights ``model`` holds
+    stopped_early: bool
+    device: torch.device
+    seconds: float = field(default=0.0)  # wall time of this call
+
+    @property
+    def best(self) -> EpochLog:
+        return self.history[self.best_epoch - 1]
+
+    def scorer(self) -> TorchScorer:
+        return TorchScorer(self.model, self.device)
+
+
+def fit(
+    split: Split,
+    config: TrainConfig,
+    *,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    init: nn.Module | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train ``config.model`` on ``split.train``; select the epoch by validation HR@10.
+
+    ``run_dir``: where the per-epoch checkpoint and ``train_log.csv`` go (none when None).
+    ``resume``: continue from ``run_dir``'s last checkpoint (a fresh start when there is
+    none); the settings must match except ``epochs``, ``patience`` and ``device``.
+    ``init``: a prepared model to start from instead of a fresh one (e.g.
+    ``NeuMF.from_pretrained(gmf, mlp)``); it must match ``config``'s model shapes.
+    ``callbacks``: extra Lightning callbacks.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir of the interrupted run")
+    device = resolve_device(config.device)
+    rows = TrainRows.from_split(split, device)
+    config = config.resolved(rows_per_epoch=len(rows) * (1 + config.negatives))
+    model_config = config.model_config(split.n_users, split.n_items)
+    torch.manual_seed(config.seed)
+    model = build_model(model_config) if init is None else init
+    if init is not None and _shapes(init) != _shapes(build_model(model_config)):
+        raise ValueError("init does not match the model described by config")
+    val = validation_batches(split, config.eval_seed, device)
+
+    ckpt = run_dir / CHECKPOINT if run_dir is not None else None
+    resume_from = ckpt if resume and ckpt is not None and ckpt.exists() else None
+    if run_dir is not None and resume_from is None:
+        for stale in (ckpt, run_dir / TRAIN_LOG):
+            stale.unlink(missing_ok=True)
+    module = NCFModule(model, config, rows, val, run_dir)
+
+    saved = torch.load(resume_from, map_location="cpu", weights_only=True) if resume_from else None
+    if saved is not None and _finished(saved, config):
+        module.restore(saved["movierec"])  # nothing left to run: skip the Trainer
+    else:
+        trainer = _trainer(config, device, progress, callbacks)
+        trainer.fit(
+            module,
+            train_dataloaders=module.train_batches(),
+            val_dataloaders=module.val if len(module.val) else None,
+            ckpt_path=resume_from,
+            weights_only=True,
+        )
+    if module.best_state is not None:
+        model.load_state_dict(module.best_state)
+    model.to(device).eval()
+    return TrainResult(
+        model=model,
+        config=config,
+        model_config=model_config,
+        history=module.history,
+        best_epoch=module.best_epoch,
+        stopped_early=module.stopped_early,
+        device=device,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _trainer(
+    config: TrainConfig, device: torch.device, progress: bool, callbacks: Sequence[Callback]
+) -> L.Trainer:
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*(does not have many workers|num_workers).*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # lightning 2.6 on torch 2.13
+    accelerator = {"cuda": "gpu"}.get(device.type, device.type)
+    devices: Any = [device.index or 0] if device.type == "cuda" else 1
+    bars = [ProgressBar(leave=True)] if progress else []
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        max_epochs=config.epochs,
+        logger=False,
+        enable_checkpointing=False,  # our own per-epoch checkpoint (NCFModule.on_train_epoch_end)
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        callbacks=[*bars, *callbacks],
+    )
+
+
+def _finished(saved: dict[str, Any], config: TrainConfig) -> bool:
+    state = saved["movierec"]
+    return bool(state["stopped_early"]) or len(state["history"]) >= config.epochs
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -1,0 +1,236 @@
+"""Training: every model learns planted structure; seeds reproduce; resume replays exactly."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from _train_fixtures import fast_config, planted_split
+from typer.testing import CliRunner
+
+from movierec.evaluate import evaluate
+from movierec.sampling import is_seen, seen_keys
+from movierec.train import (
+    CHECKPOINT,
+    PRESETS,
+    TRAIN_LOG,
+    TrainConfig,
+    TrainRows,
+    auto_batch_size,
+    fit,
+    resolve_device,
+    sampled_hits,
+)
+
+torch.set_num_threads(1)  # tiny tensors: a second thread only adds synchronisation
+
+
+@pytest.fixture(scope="module")
+def split():
+    return planted_split()
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("model", ["tutorial", "gmf", "mlp", "neumf"])
+def test_every_model_learns_the_planted_blocks(split, model: str) -> None:
+    result = fit(split, fast_config(model), progress=False)
+    assert result.best.val_hr10 >= 0.9
+    test = evaluate(result.scorer(), split, full=False).sampled
+    assert test["hr@10"] >= 0.9, (model, test)
+    assert result.history[0].loss > result.history[-1].loss
+
+
+def test_same_seed_same_weights_other_seed_other_weights(split) -> None:
+    a = fit(split, fast_config("gmf", epochs=2), progress=False)
+    b = fit(split, fast_config("gmf", epochs=2), progress=False)
+    c = fit(split, fast_config("gmf", epochs=2, seed=1), progress=False)
+    assert_same_weights(a.model, b.model)
+    assert not torch.equal(a.model.mf.user.weight, c.model.mf.user.weight)
+    assert [h.val_hr10 for h in a.history] == [h.val_hr10 for h in b.history]
+
+
+def test_fit_leaves_a_log_and_a_weights_only_checkpoint(split, tmp_path: Path) -> None:
+    result = fit(split, fast_config("gmf", epochs=3), run_dir=tmp_path, progress=False)
+    with open(tmp_path / TRAIN_LOG) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {"epoch", "loss", "val_hr@10", "val_ndcg@10", "rows/s", "seconds"}
+    assert float(rows[1]["val_hr@10"]) == pytest.approx(result.history[1].val_hr10, abs=1e-6)
+    assert all(float(r["rows/s"]) > 0 for r in rows)
+    ckpt = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 2 and len(ckpt["movierec"]["history"]) == 3
+    assert "optimizer_states" in ckpt and "state_dict" in ckpt
+
+
+class Crash(L.Callback):
+    """Stops the run like a crash: at the start of epoch ``at`` (0-based)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.at:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_a_crash_replays_the_uninterrupted_run(split, tmp_path: Path) -> None:
+    config = fast_config("neumf", epochs=4)
+    whole = fit(split, config, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(split, config, run_dir=tmp_path, progress=False, callbacks=[Crash(at=2)])
+    saved = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=True)
+    assert len(saved["movierec"]["history"]) == 2
+    resumed = fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    assert [h.epoch for h in resumed.history] == [1, 2, 3, 4]
+    assert [h.val_hr10 for h in resumed.history] == [h.val_hr10 for h in whole.history]
+    assert_same_weights(resumed.model, whole.model)
+    with open(tmp_path / TRAIN_LOG) as f:
+        assert len(list(csv.DictReader(f))) == 4
+    # resuming a finished run trains nothing and returns the same model
+    again = fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    assert_same_weights(again.model, whole.model)
+    # ... and with more epochs, it continues where it stopped
+    longer = fit(split, dataclasses.replace(config, epochs=5), run_dir=tmp_path, resume=True)
+    assert [h.epoch for h in longer.history] == [1, 2, 3, 4, 5]
+
+
+def test_resume_refuses_other_settings(split, tmp_path: Path) -> None:
+    fit(split, fast_config("gmf", epochs=1), run_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        fit(split, fast_config("gmf", epochs=2, lr=0.5), run_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="run_dir"):
+        fit(split, fast_config("gmf"), resume=True)
+
+
+def test_early_stopping_keeps_the_best_epoch(split) -> None:
+    # GMF saturates at HR@10 = 1.0 within two epochs; nothing can beat that afterwards
+    config = fast_config("gmf", epochs=10, patience=2, lr=0.05)
+    result = fit(split, config, progress=False)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 2 < 10
+    assert result.best.val_hr10 == max(h.val_hr10 for h in result.history)
+    # the returned weights are the best epoch's: a run stopped there has the same weights
+    short = fit(split, dataclasses.replace(config, epochs=result.best_epoch), progress=False)
+    assert_same_weights(result.model, short.model)
+
+
+def test_an_epoch_is_every_positive_once_and_fresh_unseen_negatives(split) -> None:
+    rows = TrainRows.from_split(split, torch.device("cpu"))
+    users, items, labels = rows.epoch(seed=0, epoch=0, negatives=4)
+    n_pos = len(split.train)
+    assert users.numel() == 5 * n_pos and int(labels.sum()) == n_pos
+    pos = labels.bool().numpy()
+    got = np.sort(users.numpy()[pos].astype(np.int64) * split.n_items + items.numpy()[pos])
+    want = np.sort(split.train.users.astype(np.int64) * split.n_items + split.train.items)
+    np.testing.assert_array_equal(got, want)
+    keys = seen_keys(split.seen_anywhere())
+    assert not is_seen(keys, users.numpy()[~pos], items.numpy()[~pos], split.n_items).any()
+    assert not pos[:n_pos].all()  # shuffled, not positives first
+    again = rows.epoch(seed=0, epoch=0, negatives=4)
+    assert torch.equal(again[1], items)
+    assert not torch.equal(rows.epoch(seed=0, epoch=1, negatives=4)[1], items)
+
+
+def test_sampled_hits_counts_ties_against_the_positive() -> None:
+    logits = torch.tensor([[1.0] * 100, [5.0] + [0.0] * 99, [0.0] + [1.0] * 9 + [-1.0] * 90])
+    hits, gain = sampled_hits(logits)
+    # row 0: all tied -> rank 99, miss; row 1: rank 0; row 2: rank 9, a hit at the edge
+    assert float(hits) == 2.0
+    assert float(gain) == pytest.approx(1.0 + 1.0 / math.log2(11))
+
+
+def test_device_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEREC_DEVICE", "cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(None) == torch.device("cpu")
+    monkeypatch.setenv("MOVIEREC_DEVICE", "meta")
+    assert resolve_device("cpu") == torch.device("cpu")  # the argument wins
+    assert resolve_device("auto") == torch.device("meta")
+    monkeypatch.delenv("MOVIEREC_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("gpu9")
+
+
+def test_config_presets_and_validation() -> None:
+    tutorial = TrainConfig.for_model("tutorial")
+    assert (tutorial.factors, tutorial.layers, tutorial.negatives, tutorial.epochs) == (
+        8,
+        (64, 32),
+        4,
+        5,
+    )
+    assert TrainConfig.for_model("mlp", lr=None).lr == TrainConfig().lr  # None: keep preset
+    assert TrainConfig.for_model("gmf", factors=16).factors == 16
+    assert set(PRESETS) == {"tutorial", "gmf", "mlp", "neumf"}
+    for model in PRESETS:
+        c = TrainConfig.for_model(model)
+        assert TrainConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainConfig.for_model("svd")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"epochz": 3})
+
+
+def test_automatic_batch_size_grows_with_the_data_and_lr_with_its_root(split) -> None:
+    assert auto_batch_size(14_000) == 512  # the planted fixture
+    assert auto_batch_size(487_000) == 512  # ml-latest-small: ~950 steps per epoch
+    assert auto_batch_size(8_000_000) == 8192
+    assert auto_batch_size(13_400_000) == auto_batch_size(10**9) == 16384
+    auto = TrainConfig.for_model("tutorial")
+    assert auto.batch_size is None and auto.lr is None
+    concrete = auto.resolved(rows_per_epoch=13_400_000)
+    assert concrete.batch_size == 16384 and concrete.lr == pytest.approx(1e-3 * 32**0.5)
+    explicit = TrainConfig.for_model("tutorial", batch_size=16384).resolved(1)
+    assert auto.resolved(10**9).lr == explicit.lr
+    given = TrainConfig.for_model("tutorial", batch_size=2048, lr=0.01).resolved(10**9)
+    assert (given.batch_size, given.lr) == (2048, 0.01)
+    auto_gmf = dataclasses.replace(fast_config("gmf", epochs=1), batch_size=None, lr=None)
+    result = fit(split, auto_gmf, progress=False)
+    assert (result.config.batch_size, result.config.lr) == (512, 1e-3)
+
+
+def test_fit_rejects_an_init_of_another_shape(split) -> None:
+    other = fit(split, fast_config("gmf", epochs=1, factors=4), progress=False).model
+    with pytest.raises(ValueError, match="init"):
+        fit(split, fast_config("gmf", epochs=1, factors=8), init=other, progress=False)
+
+
+def test_cli_train_writes_a_run_and_fails_cleanly(tmp_path: Path) -> None:
+    from movierec.artifacts import load_run
+    from movierec.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", "--data", "ml-latest-small", "--out", str(out), "--epochs", "1"]
+    result = runner.invoke(app, [*args, "--batch", "8192", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    run = load_run(out)
+    assert run.config.epochs == 1 and run.config.batch_size == 8192
+    assert run.data["source"] == "ml-latest-small"
+    bad = runner.invoke(app, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert bad.exit_code == 2 and "error:" in bad.output
+    bad = runner.invoke(app, [*args, "--model", "svd"])
+    assert bad.exit_code == 2 and "unknown model" in bad.output
