@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -546,9 +547,13 @@ def test_requests_during_repeated_swaps_never_fail(
         threads = [threading.Thread(target=hammer) for _ in range(3)]
         for t in threads:
             t.start()
+        # on a loaded machine requests may be slow: each swap waits until a response of the
+        # current version was seen (or a few seconds passed), so swaps and reads interleave
         for version in range(1, 16):
             write(version)
-            threading.Event().wait(0.02)
+            deadline = time.monotonic() + 5.0
+            while float(version) not in versions and time.monotonic() < deadline and not failures:
+                threading.Event().wait(0.01)
         stop.set()
         for t in threads:
             t.join(timeout=30)
