@@ -125,10 +125,11 @@ def train(
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
     from movierec.prepare import prepare as prepare_dataset
     from movierec.split import leave_last_out
-    from movierec.train import TrainConfig, fit
+    from movierec.train import TrainConfig, fit, resolve_device
 
     err = Console(stderr=True, highlight=False)
     try:
+        resolve_device(device)  # fail before loading data
         check_replaceable(out)
         config = TrainConfig.for_model(
             model,

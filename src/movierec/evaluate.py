@@ -135,7 +135,8 @@ def evaluate_full(
 
     ``seen`` is a (n_users, n_items) sparse matrix; its nonzeros in a user's row are scored
     -inf (the target itself is always kept). Users are scored ``batch`` at a time (default:
-    about 16M scores per chunk); results do not depend on ``batch``.
+    about 16M scores per chunk) into one reused buffer, so memory stays bounded; results
+    do not depend on ``batch``. The scorer's own arrays are never modified.
     """
     users, targets = _check_users_targets(users, targets)
     seen = sp.csr_matrix(seen)
@@ -146,33 +147,40 @@ def evaluate_full(
         batch = max(1, FULL_CHUNK_ELEMENTS // max(n_items, 1))
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
+    batch = min(batch, max(users.size, 1))
     ranks = np.empty(users.size, dtype=np.int64)
     ties = np.empty(users.size, dtype=np.int64)
-    in_top = torch.zeros(n_items, dtype=torch.bool)
+    in_top = np.zeros(n_items, dtype=bool)
     kc = min(COVERAGE_K, n_items)
+    # reused buffers: fresh multi-MB allocations per chunk cost more than the comparisons
+    buf = np.empty((batch, n_items), dtype=np.float32)
+    mask = np.empty((batch, n_items), dtype=bool)
     for start in range(0, users.size, batch):
-        sl = slice(start, start + batch)
-        s = _owned_tensor(scorer.score_all(users[sl]))
-        if tuple(s.shape) != (len(users[sl]), n_items):
-            raise ValueError(f"score_all() returned shape {tuple(s.shape)}, expected (B, n_items)")
-        dev = s.device
-        rows = torch.arange(s.shape[0], device=dev)
-        tgt = torch.as_tensor(targets[sl], device=dev)
-        t = s[rows, tgt].clone()
-        chunk = seen[users[sl]]
-        r = np.repeat(np.arange(chunk.shape[0]), np.diff(chunk.indptr))
-        c = chunk.indices.astype(np.int64)
-        s[torch.as_tensor(r, device=dev), torch.as_tensor(c, device=dev)] = -torch.inf
-        top = torch.topk(s, kc, dim=1)
-        in_top[top.indices[torch.isfinite(top.values)].cpu()] = True
-        s[rows, tgt] = t  # the target competes even if it also appears in ``seen``
-        col = t[:, None]
-        # each count includes the target itself (x >= x; NaN is never < anything)
-        ranks[sl] = (torch.count_nonzero(~(s < col), dim=1) - 1).cpu().numpy()
-        tie = torch.count_nonzero(s == col, dim=1) - 1
-        ties[sl] = torch.where(torch.isnan(t), 0, tie).cpu().numpy()
+        u = users[start : start + batch]
+        b = u.size
+        s = buf[:b]
+        scores = _as_numpy(scorer.score_all(u))
+        if scores.shape != (b, n_items):
+            raise ValueError(f"score_all() returned shape {scores.shape}, expected (B, n_items)")
+        np.copyto(s, scores, casting="same_kind")
+        del scores
+        rows = np.arange(b)
+        t = s[rows, targets[start : start + b]].copy()
+        chunk = seen[u]
+        s[np.repeat(rows, np.diff(chunk.indptr)), chunk.indices] = -np.inf
+        top = torch.topk(torch.from_numpy(s), kc, dim=1)
+        best = top.indices.numpy()[np.isfinite(top.values.numpy())]
+        in_top[best] = True
+        s[rows, targets[start : start + b]] = t  # the target competes even if seen before
+        # competitors at least as good = all items but those strictly below the target,
+        # less the target itself (NaN is never below anything, so it counts against)
+        np.less(s, t[:, None], out=mask[:b])
+        ranks[start : start + b] = n_items - 1 - np.count_nonzero(mask[:b], axis=1)
+        np.equal(s, t[:, None], out=mask[:b])
+        tie = np.count_nonzero(mask[:b], axis=1) - 1
+        ties[start : start + b] = np.where(np.isnan(t), 0, tie)
     out = _summary(ranks, ties, k_list)
-    out[f"coverage@{COVERAGE_K}"] = float(in_top.sum()) / n_items
+    out[f"coverage@{COVERAGE_K}"] = float(np.count_nonzero(in_top)) / n_items
     return out
 
 
@@ -212,14 +220,6 @@ def _check_users_targets(users: np.ndarray, targets: np.ndarray) -> tuple[np.nda
     if u.ndim != 1 or t.shape != u.shape:
         raise ValueError(f"users and targets must be 1-D of equal length, got {u.shape}, {t.shape}")
     return u, t
-
-
-def _owned_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A float32 tensor this module may modify in place (a copy: the scorer's buffer is
-    never touched). Tensors stay on their device."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(torch.float32, copy=True)
-    return torch.from_numpy(np.array(x, dtype=np.float32, copy=True))
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -25,7 +25,8 @@ def rank_of_target(target_scores: np.ndarray, other_scores: np.ndarray) -> np.nd
     unless it is strictly below the target.
     """
     target, others = _pair(target_scores, other_scores)
-    return np.count_nonzero(~(others < target[:, None]), axis=1).astype(np.int64)
+    below = np.count_nonzero(others < target[:, None], axis=1)
+    return (others.shape[1] - below).astype(np.int64)
 
 
 def ties_of_target(target_scores: np.ndarray, other_scores: np.ndarray) -> np.ndarray:
