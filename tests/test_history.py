@@ -225,7 +225,7 @@ def test_with_history_leaves_the_model_alone(trained):
     s = scorer_for(m, split, "validation")
     users = split.validation.users.astype(np.int64)
     assert not (s.model.history[users] == torch.as_tensor(split.validation.items[:, None])).any()
-    assert evaluate(s, split, seed=0, on="validation", full=False).sampled["hr@10"] >= 0.9
+    assert evaluate(s, split, seed=0, on="validation", full=False).sampled["hr@10"] >= 0.8
     assert torch.equal(m.history, before)
 
 

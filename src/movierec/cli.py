@@ -106,7 +106,7 @@ def train(
     ),
     out: Path = typer.Option(..., "--out", help="Run directory to write (and resume from)."),
     min_year: int | None = typer.Option(None, help="Keep movies released in this year or later."),
-    model: str = typer.Option("tutorial", help="tutorial, gmf, mlp or neumf."),
+    model: str = typer.Option("tutorial", help="tutorial, gmf, mlp, neumf or history."),
     epochs: int | None = typer.Option(None, help="Maximum epochs. Default: the model's preset."),
     batch: int | None = typer.Option(None, help="Rows per step. Default: the model's preset."),
     factors: int | None = typer.Option(None, help="Embedding size. Default: the model's preset."),
@@ -415,7 +415,7 @@ def evaluate(
     console.print(f"coverage@10: {metrics['coverage@10']:.4f}")
 
 
-DEFAULT_MODEL = "gmf"  # chosen on validation: see bench/RESULTS.md, "Quality"
+DEFAULT_MODEL = "history"  # chosen on validation: see bench/RESULTS.md, "Quality"
 
 
 def _leaderboard_table(rows, title: str):
@@ -462,6 +462,7 @@ def run(
     from movierec import movielens
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
     from movierec.compare import Fitted, leaderboard
+    from movierec.history import HistoryModel, scorer_for
     from movierec.prepare import prepare as prepare_dataset
     from movierec.recommend import Recommender
     from movierec.split import leave_last_out
@@ -485,7 +486,10 @@ def run(
 
         def ours(_split, _seed) -> Fitted:
             params = {"epochs": result.best_epoch, "factors": result.config.factors}
-            return Fitted(result.scorer(), params, result.seconds)
+            val = None
+            if isinstance(result.model, HistoryModel):  # validation sees train history only
+                val = scorer_for(result.model, split, "validation")
+            return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
 
         names = tuple(p.strip() for p in peers.split(",") if p.strip())
         rows = leaderboard(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ class Fitted:
     params: dict[str, Any]  # the settings chosen on validation (JSON-friendly values)
     train_seconds: float  # fitting the chosen settings once (tuning excluded)
     tune_seconds: float = 0.0  # the whole selection on validation, fits included
+    # a model whose input is the user's history scores validation from train alone
+    validation_scorer: Scorer | None = None
 
 
 Contender = Callable[[Split, int], Fitted]  # (split, seed) -> Fitted; must not read split.test
@@ -47,7 +49,6 @@ class Row:
     tune_seconds: float
     validation: Metrics
     test: Metrics
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Test figures first (the JSON shape of ``movierec compare --json``)."""
@@ -117,7 +118,11 @@ def leaderboard(
                     train_seconds=fitted.train_seconds,
                     tune_seconds=fitted.tune_seconds,
                     validation=evaluate(
-                        fitted.scorer, split, seed=seed, on="validation", full=full
+                        fitted.validation_scorer or fitted.scorer,
+                        split,
+                        seed=seed,
+                        on="validation",
+                        full=full,
                     ),
                     test=evaluate(fitted.scorer, split, seed=seed, on="test", full=full),
                 )

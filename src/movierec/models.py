@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from movierec.history import HistoryModel
+
 CHUNK_ROWS = 1 << 19  # (user, item) pairs per chunk in score_all: ~128 MB at width 64
 
 
@@ -271,6 +273,7 @@ MODELS = {
     "mlp": MLP.from_config,
     "neumf": NeuMF.from_config,
     "tutorial": MLP.from_config,
+    "history": HistoryModel.from_config,  # movierec.history: the user is their recent items
 }
 
 

@@ -24,6 +24,7 @@ import torch
 from movierec.artifacts import Run, load_run
 from movierec.data import Catalog, IdMap
 from movierec.foldin import FoldInConfig, fold_in, score_folded
+from movierec.history import HistoryModel, history_for
 from movierec.split import concat
 from movierec.titles import MovieMatch, TitleIndex
 from movierec.topk import Recommendations, top_k
@@ -32,6 +33,8 @@ from movierec.topk import Recommendations, top_k
 def item_vectors(model: torch.nn.Module) -> np.ndarray:
     """Unit-length item representations: every item embedding table, each normalised, side by
     side (GMF's table weighted by its predict layer, which is how the model reads it)."""
+    if isinstance(model, HistoryModel):
+        return model.item_vectors().cpu().numpy()
     parts = []
     for name, table in model.named_parameters():
         if not name.endswith("item.weight"):
@@ -81,6 +84,8 @@ class Recommender:
         )
         self.titles = TitleIndex(self.catalog, self.items, self.popularity)
         self._item_vectors: np.ndarray | None = None
+        if isinstance(self.model, HistoryModel):  # serve from everything each user watched
+            self.model.set_history_from(history_for(run.split, "all"))
 
     @classmethod
     def load(cls, run_dir: str | Path, *, device: str | None = "cpu") -> Recommender:
@@ -111,10 +116,16 @@ class Recommender:
         return top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
 
     def for_liked(self, item_idx: np.ndarray, k: int) -> Recommendations:
-        liked = np.unique(np.asarray(item_idx, dtype=np.int64))
-        with torch.inference_mode(False):
-            rows = fold_in(self.model, liked, self.fold)
-        scores = score_folded(self.model, rows)[None, :]
+        """Cold start from movies a person likes, most important first."""
+        given = np.asarray(item_idx, dtype=np.int64)
+        liked = given[np.sort(np.unique(given, return_index=True)[1])]  # first mention kept
+        if isinstance(self.model, HistoryModel):  # the liked list is the history: one pass
+            scores = self.model.score_items_for_history(torch.as_tensor(liked)[None, :])
+            scores = scores.float().cpu().numpy()
+        else:
+            with torch.inference_mode(False):
+                rows = fold_in(self.model, liked, self.fold)
+            scores = score_folded(self.model, rows)[None, :]
         excluded = sp.csr_matrix(
             (np.ones(liked.size), (np.zeros(liked.size, dtype=np.int64), liked)),
             shape=(1, len(self.items)),
