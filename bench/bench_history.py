@@ -2,8 +2,8 @@
 
     python bench/bench_history.py [--seeds 0,1,2] [--epochs 20] [--threads 2]
 
-Each seed trains with ``history.PRESET`` (d=64, L=20, sampled softmax over 64 negatives,
-Adam 3e-3, batch 2048, <= 20 epochs, patience 3) and is evaluated with
+Each seed trains with ``history.PRESET`` (d=64, L=20, sampled softmax over 16 negatives,
+Adam 5e-3, batch 1024, <= 20 epochs, patience 3) and is evaluated with
 ``evaluate(..., seed=seed)``: validation with history = train, test with history = train +
 validation. Prints one JSON line per seed as it finishes, then mean ± std.
 """

@@ -10,7 +10,7 @@ from movierec.evaluate import Scorer
 from movierec.models import GMF, MLP, MODELS, ModelConfig, NeuMF, TorchScorer, build_model
 
 N_USERS, N_ITEMS = 11, 23
-KINDS = sorted(MODELS)
+KINDS = ["gmf", "mlp", "neumf", "tutorial"]  # the NCF family (MODELS may hold more)
 
 
 def make(kind: str, seed: int = 0, **kw) -> torch.nn.Module:
@@ -24,8 +24,8 @@ def all_pairs() -> tuple[torch.Tensor, torch.Tensor]:
     return users, torch.arange(N_ITEMS).repeat(N_USERS)
 
 
-def test_registry_holds_the_four_models() -> None:
-    assert set(MODELS) == {"gmf", "mlp", "neumf", "tutorial"}
+def test_registry_holds_the_ncf_models() -> None:
+    assert set(KINDS) <= set(MODELS)
     assert isinstance(make("gmf"), GMF)
     assert isinstance(make("neumf"), NeuMF)
     assert isinstance(make("tutorial"), MLP)

@@ -26,6 +26,7 @@ from movierec.train import (
     fit,
     resolve_device,
     sampled_hits,
+    validation_batches,
 )
 
 torch.set_num_threads(1)  # tiny tensors: a second thread only adds synchronisation
@@ -147,6 +148,21 @@ def test_an_epoch_is_every_positive_once_and_fresh_unseen_negatives(split) -> No
     assert not torch.equal(rows.epoch(seed=0, epoch=1, negatives=4)[1], items)
 
 
+def test_validation_uses_evaluates_candidates_or_a_fixed_subset_of_users(split) -> None:
+    from movierec.evaluate import holdout
+
+    whole = validation_batches(split, seed=3, device=torch.device("cpu"))
+    users = torch.cat([u for u, _ in whole]).numpy()
+    items = torch.cat([i for _, i in whole]).numpy()
+    h = holdout(split, part="validation", seed=3)
+    np.testing.assert_array_equal(users, h.users)
+    np.testing.assert_array_equal(items[:, 0], h.targets)
+    np.testing.assert_array_equal(items[:, 1:], h.candidates)
+    some = validation_batches(split, seed=3, device=torch.device("cpu"), max_users=30)
+    picked = torch.cat([u for u, _ in some]).numpy()
+    assert picked.size == 30 and np.all(np.diff(picked) > 0) and np.isin(picked, users).all()
+
+
 def test_sampled_hits_counts_ties_against_the_positive() -> None:
     logits = torch.tensor([[1.0] * 100, [5.0] + [0.0] * 99, [0.0] + [1.0] * 9 + [-1.0] * 90])
     hits, gain = sampled_hits(logits)
@@ -182,7 +198,7 @@ def test_config_presets_and_validation() -> None:
     )
     assert TrainConfig.for_model("mlp", lr=None).lr == TrainConfig().lr  # None: keep preset
     assert TrainConfig.for_model("gmf", factors=16).factors == 16
-    assert set(PRESETS) == {"tutorial", "gmf", "mlp", "neumf"}
+    assert {"tutorial", "gmf", "mlp", "neumf"} <= set(PRESETS)
     for model in PRESETS:
         c = TrainConfig.for_model(model)
         assert TrainConfig.from_dict(c.to_dict()) == c

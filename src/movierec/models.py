@@ -27,7 +27,8 @@ from torch import nn
 
 from movierec.history import HistoryModel
 
-CHUNK_ROWS = 1 << 19  # (user, item) pairs per chunk in score_all: ~128 MB at width 64
+CHUNK_ROWS = 1 << 16  # (user, item) pairs per chunk on a CPU: 16 MB at width 64, cache-friendly
+CUDA_CHUNK_ROWS = 1 << 22  # on a GPU, larger chunks keep it busy
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,14 @@ class Tower(nn.Module):
         return F.linear(emb, w_item)
 
     def rest(self, pre: torch.Tensor) -> torch.Tensor:
-        """From the first layer's pre-activation to the last hidden layer."""
-        h = self.dropout(F.relu(pre))
+        """From the first layer's pre-activation (overwritten) to the last hidden layer.
+
+        ReLU runs in place on fresh layer outputs: no backward needs them, and on a CPU
+        every avoided allocation of a large activation is a measurable saving.
+        """
+        h = self.dropout(pre.relu_())
         for linear in self.linears[1:]:
-            h = self.dropout(F.relu(linear(h)))
+            h = self.dropout(linear(h).relu_())
         return h
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -293,11 +298,13 @@ class TorchScorer:
 
     model: nn.Module
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int | None = None  # pairs per forward; None: CHUNK_ROWS, CUDA_CHUNK_ROWS on cuda
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
         self.model = self.model.to(self.device).eval()
+        if self.chunk_rows is None:
+            self.chunk_rows = CUDA_CHUNK_ROWS if self.device.type == "cuda" else CHUNK_ROWS
 
     @property
     def n_users(self) -> int:
@@ -331,9 +338,4 @@ class TorchScorer:
     def score_all(self, users: np.ndarray) -> np.ndarray:
         """``users`` (B,) -> float32 logits for every item (B, n_items)."""
         u = self._index(users, self.n_users, "user")
-        out = np.empty((len(u), self.n_items), dtype=np.float32)
-        step = max(1, 4 * self.chunk_rows // self.n_items)  # bounds the (B, n_items) output too
-        for s in range(0, len(u), step):
-            scores = self.model.score_all(u[s : s + step], chunk_rows=self.chunk_rows)
-            out[s : s + step] = scores.float().cpu()
-        return out
+        return self.model.score_all(u, chunk_rows=self.chunk_rows).float().cpu().numpy()
