@@ -461,7 +461,7 @@ def run(
 
     from movierec import movielens
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
-    from movierec.compare import Fitted, leaderboard
+    from movierec.compare import QUICK_GRIDS, Fitted, leaderboard
     from movierec.history import HistoryModel, scorer_for
     from movierec.prepare import prepare as prepare_dataset
     from movierec.recommend import Recommender
@@ -493,12 +493,13 @@ def run(
 
         names = tuple(p.strip() for p in peers.split(",") if p.strip())
         rows = leaderboard(
-            split, names, seeds=(seed,), extra={model: ours},
+            split, names, seeds=(seed,), extra={model: ours}, grids=QUICK_GRIDS,
             progress=lambda m: console.print(f"tuning and evaluating {m}"),
         )
     except (movielens.DataError, ArtifactError, ValueError) as e:
         _fail(str(e))
-    console.print(_leaderboard_table(rows, f"test, {ds.name}, seed {seed}"))
+    title = f"test, {ds.name}, seed {seed} (peers on small grids; full: movierec compare)"
+    console.print(_leaderboard_table(rows, title))
 
     rec = Recommender.load(out)
     counts = np.diff(rec.timeline.indptr)

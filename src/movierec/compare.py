@@ -22,6 +22,17 @@ from movierec.split import Split
 
 DEFAULT_PEERS: tuple[str, ...] = ("popularity", "bpr", "ials", "ease")
 
+# Smaller grids for the main job (`movierec run`), which must finish in minutes on a
+# laptop: each keeps the settings the full grids chose on ml-latest-small validation
+# (bench/RESULTS.md) and their neighbours. `movierec compare` tunes over the full grids.
+QUICK_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
+    "bpr": baselines.grid(
+        factors=[64], learning_rate=[0.05], regularization=[0.01, 0.03], iterations=[300]
+    ),
+    "ials": baselines.grid(factors=[32, 64], regularization=[0.1, 1.0], alpha=[4.0, 16.0]),
+    "ease": baselines.grid(lam=[200.0, 500.0, 1000.0]),
+}
+
 
 @dataclass(frozen=True)
 class Fitted:
@@ -88,6 +99,7 @@ def leaderboard(
     *,
     seeds: Sequence[int] = (0,),
     extra: Mapping[str, Contender] | None = None,
+    grids: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     full: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[Row]:
@@ -97,7 +109,8 @@ def leaderboard(
     validation candidates), then scored on validation and test with candidates from the same
     seed, so every model meets the same candidates. Rows come model by model, seed by seed.
     """
-    contenders: dict[str, Contender] = {name: peer(name) for name in models}
+    grids = grids or {}
+    contenders: dict[str, Contender] = {name: peer(name, grids.get(name)) for name in models}
     for name, fn in (extra or {}).items():
         if name in contenders:
             raise ValueError(f"contender {name!r} is listed twice")
