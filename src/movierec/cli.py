@@ -21,6 +21,17 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _prepared_split(data: str, min_year: int | None):
+    """Load, validate and prepare ``data``, then split it: (dataset, report, split)."""
+    from movierec import movielens
+    from movierec.prepare import prepare as prepare_dataset
+    from movierec.split import leave_last_out
+
+    ds, _ = movielens.load(data)
+    ds, report = prepare_dataset(ds, min_year=min_year)
+    return ds, report, leave_last_out(ds.interactions)
+
+
 @app.command()
 def prepare(
     data: str = typer.Option(
@@ -123,8 +134,6 @@ def train(
 
     from movierec import movielens
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
-    from movierec.prepare import prepare as prepare_dataset
-    from movierec.split import leave_last_out
     from movierec.train import TrainConfig, fit, resolve_device
 
     err = Console(stderr=True, highlight=False)
@@ -142,9 +151,7 @@ def train(
             seed=seed,
             device=device,
         )
-        ds, _ = movielens.load(data)
-        ds, _ = prepare_dataset(ds, min_year=min_year)
-        split = leave_last_out(ds.interactions)
+        ds, _, split = _prepared_split(data, min_year)
         err.print(
             f"{ds.name}: {len(split.train):,} training interactions, {split.n_users:,} users, "
             f"{split.n_items:,} movies"
@@ -184,15 +191,11 @@ def compare(
 
     from movierec import movielens
     from movierec.compare import leaderboard, to_json
-    from movierec.prepare import prepare as prepare_dataset
-    from movierec.split import leave_last_out
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     err = Console(stderr=True, highlight=False)
     try:
-        ds, _ = movielens.load(data)
-        ds, _ = prepare_dataset(ds, min_year=min_year)
-        split = leave_last_out(ds.interactions)
+        ds, _, split = _prepared_split(data, min_year)
         err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seed {seed}")
         rows = leaderboard(split, names, seeds=(seed,), progress=lambda m: err.print(f"tuning {m}"))
     except (movielens.DataError, ValueError) as e:
@@ -463,17 +466,13 @@ def run(
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
     from movierec.compare import QUICK_GRIDS, Fitted, leaderboard
     from movierec.history import HistoryModel, scorer_for
-    from movierec.prepare import prepare as prepare_dataset
     from movierec.recommend import Recommender
-    from movierec.split import leave_last_out
     from movierec.train import TrainConfig, fit
 
     console = Console(highlight=False)
     try:
         check_replaceable(out)
-        ds, _ = movielens.load(data)
-        ds, report = prepare_dataset(ds, min_year=min_year)
-        split = leave_last_out(ds.interactions)
+        ds, report, split = _prepared_split(data, min_year)
         console.print(
             f"[bold]{ds.name}[/]: {report.interactions:,} interactions, {report.users:,} users, "
             f"{report.movies:,} movies; leave-last-out: {len(split.test):,} test users"
