@@ -131,8 +131,11 @@ def cmd_batches(args: argparse.Namespace) -> dict:
         config = config_from(args, batch_size=int(batch), lr=float(lr))
         print(f"batch {batch} lr {lr}", file=sys.stderr)
         fitted = run_fit(split, config, progress=args.progress)
-        fitted.pop("result")
-        runs.append(fitted)
+        result = fitted.pop("result")
+        h = holdout(split, part="test", seed=0)
+        test = evaluate_sampled(result.scorer(), h.users, h.targets, h.candidates)
+        print(f"  test sampled HR@10 {test['hr@10']:.4f} NDCG@10 {test['ndcg@10']:.4f}")
+        runs.append(fitted | {"test_sampled": test})
     return {"runs": runs, **times}
 
 
