@@ -178,11 +178,14 @@ def compare(
     min_year: int | None = typer.Option(None, help="Keep movies released in this year or later."),
     seed: int = typer.Option(0, help="Seed for model initialisation and evaluation candidates."),
     models: str = typer.Option(
-        "popularity,bpr,ials,ease", help="Comma-separated peers to tune and compare."
+        "popularity,bpr,ials,ease,tutorial,history",
+        help="Comma-separated peers (popularity, bpr, ials, ease) and our models (tutorial, "
+        "gmf, mlp, neumf, history) to compare.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, not a table."),
 ) -> None:
-    """Leaderboard of the peers: tuned on validation, test HR/NDCG@10 on both protocols."""
+    """Leaderboard: peers tuned on validation and our models (epochs chosen on validation),
+    test HR/NDCG@10 on both protocols, same split and candidates."""
     import json
     import sys
 
@@ -190,14 +193,26 @@ def compare(
     from rich.table import Table
 
     from movierec import movielens
-    from movierec.compare import leaderboard, to_json
+    from movierec.baselines import PEERS
+    from movierec.compare import leaderboard, to_json, trained
+    from movierec.train import PRESETS
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
+    unknown = [n for n in names if n not in PEERS and n not in PRESETS]
+    if unknown:
+        _fail(f"unknown model(s) {', '.join(unknown)}; known: {', '.join([*PEERS, *PRESETS])}")
+    ours = {n: trained(n) for n in names if n in PRESETS}
     err = Console(stderr=True, highlight=False)
     try:
         ds, _, split = _prepared_split(data, min_year)
         err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seed {seed}")
-        rows = leaderboard(split, names, seeds=(seed,), progress=lambda m: err.print(f"tuning {m}"))
+        rows = leaderboard(
+            split,
+            tuple(n for n in names if n in PEERS),
+            seeds=(seed,),
+            extra=ours,
+            progress=lambda m: err.print(f"tuning {m}"),
+        )
     except (movielens.DataError, ValueError) as e:
         _fail(str(e))
     if as_json:

@@ -93,6 +93,25 @@ def peer(name: str, grid: Sequence[Mapping[str, Any]] | None = None) -> Contende
     return fit
 
 
+def trained(model: str) -> Contender:
+    """One of our models (``train.PRESETS``) as a contender: its preset, trained on train,
+    epoch chosen on validation (a history model scores validation from train alone)."""
+
+    def fit_model(split: Split, seed: int) -> Fitted:
+        from movierec.history import HistoryModel, scorer_for
+        from movierec.train import TrainConfig, fit
+
+        result = fit(split, TrainConfig.for_model(model, seed=seed), progress=False)
+        val = None
+        if isinstance(result.model, HistoryModel):
+            val = scorer_for(result.model, split, "validation")
+        config = result.config
+        params = {"epochs": result.best_epoch, "factors": config.factors, "lr": config.lr}
+        return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
+
+    return fit_model
+
+
 def leaderboard(
     split: Split,
     models: Sequence[str] = DEFAULT_PEERS,
