@@ -9,7 +9,6 @@ import pytest
 import safetensors.torch
 import torch
 
-from movierec import models
 from movierec.data import Interactions
 from movierec.evaluate import evaluate
 from movierec.history import (
@@ -26,12 +25,6 @@ from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.split import leave_last_out
 
 BLOCKS, USERS_PER_BLOCK, ITEMS_PER_BLOCK, PER_USER = 5, 16, 30, 15  # 135 unseen >= 99
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    """Register the model as the lead will in models.MODELS."""
-    monkeypatch.setitem(models.MODELS, "history", HistoryModel.from_config)
 
 
 def planted(seed: int = 0) -> Interactions:
@@ -65,13 +58,7 @@ def config(**kw):
 def trained():
     torch.set_num_threads(1)
     split = leave_last_out(planted())
-    saved = dict(models.MODELS)
-    models.MODELS["history"] = HistoryModel.from_config
-    try:
-        return split, fit_history(split, config(), progress=False)
-    finally:
-        models.MODELS.clear()
-        models.MODELS.update(saved)
+    return split, fit_history(split, config(), progress=False)
 
 
 def inter(users, items, ts, n_users, n_items) -> Interactions:
