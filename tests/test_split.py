@@ -46,12 +46,12 @@ def test_test_item_is_latest_and_validation_second_latest(inter):
     assert np.all(np.diff(s.test.users) > 0)
     for u, item, t in zip(s.test.users, s.test.items, s.test.timestamps):
         mine = s.train.users == u
-        key = (t, item)
+        key = (t, -item)  # equal timestamps: the lowest item counts as the latest
         v = s.validation.users == u
-        vkey = (s.validation.timestamps[v][0], s.validation.items[v][0])
+        vkey = (s.validation.timestamps[v][0], -s.validation.items[v][0])
         assert vkey <= key
         assert all(
-            (tt, ii) <= vkey for tt, ii in zip(s.train.timestamps[mine], s.train.items[mine])
+            (tt, -ii) <= vkey for tt, ii in zip(s.train.timestamps[mine], s.train.items[mine])
         )
 
 
@@ -91,3 +91,17 @@ def test_seen_sets():
     s = leave_last_out(inter)
     assert s.seen_before_test().toarray().tolist() == [[0, 1, 1, 0]]
     assert s.seen_anywhere().toarray().tolist() == [[1, 1, 1, 0]]
+
+
+def test_equal_timestamps_make_the_lowest_movie_the_latest():
+    inter = Interactions(
+        np.zeros(4, np.int32),
+        np.array([3, 0, 2, 1], np.int32),
+        np.array([5, 7, 7, 7], np.int64),
+        np.ones(4, np.float32),
+        1,
+        4,
+    )
+    s = leave_last_out(inter)
+    assert s.test.items.tolist() == [0] and s.validation.items.tolist() == [1]
+    assert sorted(s.train.items.tolist()) == [2, 3]

@@ -507,7 +507,11 @@ def run(
 
         names = tuple(p.strip() for p in peers.split(",") if p.strip())
         rows = leaderboard(
-            split, names, seeds=(seed,), extra={model: ours}, grids=QUICK_GRIDS,
+            split,
+            names,
+            seeds=(seed,),
+            extra={model: ours},
+            grids=QUICK_GRIDS,
             progress=lambda m: console.print(f"tuning and evaluating {m}"),
         )
     except (movielens.DataError, ArtifactError, ValueError) as e:
@@ -523,13 +527,17 @@ def run(
     raw = int(rec.users.raw[user])
     side = Table.grid(padding=(0, 4))
     side.add_row(
-        _movie_table(f"user {raw} watched (latest first)", _movie_rows(rec, items[:10],
-                     timestamps=stamps[:10]), "date"),
-        _movie_table(f"top 10 for user {raw}", _movie_rows(rec, top.items[0], top.scores[0]),
-                     "score"),
+        _movie_table(
+            f"user {raw} watched (latest first)",
+            _movie_rows(rec, items[:10], timestamps=stamps[:10]),
+            "date",
+        ),
+        _movie_table(
+            f"top 10 for user {raw}", _movie_rows(rec, top.items[0], top.scores[0]), "score"
+        ),
     )
     console.print(side)
-    console.print(f"run saved in {out}. Next: movierec recommend {out} --liked \"Toy Story\"")
+    console.print(f'run saved in {out}. Next: movierec recommend {out} --liked "Toy Story"')
     console.print(f"web page: movierec serve {out}  ->  http://127.0.0.1:8000/")
     if serve:
         from movierec import service

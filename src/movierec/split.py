@@ -1,9 +1,12 @@
 """Leave-last-out split by timestamp: train / validation / test.
 
-Per user, interactions are ordered by (timestamp, item index); ties on the timestamp are
-broken by item index, which follows the raw movie id, so the split never depends on file
-order. The work is a stable sort by user (near linear when rows come grouped by user, as
-the loader gives them) and two per-user maxima of a (timestamp, item) key.
+Per user, interactions are ordered by timestamp; among equal timestamps the lowest item
+index (which follows the raw movie id) counts as the latest, so the split never depends on
+file order. This is the tie rule of the tutorial we replace (ratings listed by movie id,
+ranked newest first, first listed wins), under which the reference figures in DESIGN.md
+were measured; the other direction moves 19% of ml-latest-small's test items. The work is
+a stable sort by user (near linear when rows come grouped by user, as the loader gives
+them) and two per-user maxima of a (timestamp, -item) key.
 
 A user with at least three interactions gives the last one to test and the one
 before it to validation; the rest is training. A user with one or two interactions keeps
@@ -64,8 +67,9 @@ def leave_last_out(inter: Interactions) -> Split:
     by_user = np.argsort(inter.users, kind="stable")  # near O(n) when rows come grouped by user
     users = inter.users[by_user]
     counts = np.bincount(users, minlength=inter.n_users)
-    # (timestamp, item) as one int64 key; unique within a user since (user, item) pairs are
-    order_key = inter.timestamps[by_user] * np.int64(inter.n_items) + inter.items[by_user]
+    # (timestamp, -item) as one int64 key, unique within a user (no duplicate pairs)
+    reversed_item = np.int64(inter.n_items - 1) - inter.items[by_user]
+    order_key = inter.timestamps[by_user] * np.int64(inter.n_items) + reversed_item
     test_pos = _latest_per_user(order_key, counts)
     order_key[test_pos] = np.iinfo(np.int64).min
     val_pos = _latest_per_user(order_key, counts)
