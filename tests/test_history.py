@@ -17,6 +17,7 @@ from movierec.history import (
     HistoryModel,
     Sequences,
     build_histories,
+    chronological_order,
     fit_history,
     history_for,
     scorer_for,
@@ -74,12 +75,12 @@ def inter(users, items, ts, n_users, n_items) -> Interactions:
 
 
 def test_build_histories_latest_first_with_padding():
-    # user 0: items 5 (t=3), 2 (t=1), 7 (t=2), 1 (t=3: tie, item 1 < 5 comes first); user 2: 4
+    # user 0: items 5 (t=3), 2 (t=1), 7 (t=2), 1 (t=3: tie, the lower item 1 is the latest)
     x = inter([0, 0, 2, 0, 0], [5, 2, 4, 7, 1], [3, 1, 9, 2, 3], n_users=3, n_items=9)
     h = build_histories(x, L=3)
     assert h.dtype == torch.int64
-    assert h.tolist() == [[5, 1, 7], [9, 9, 9], [4, 9, 9]]
-    assert build_histories(x, L=6)[0].tolist() == [5, 1, 7, 2, 9, 9]
+    assert h.tolist() == [[1, 5, 7], [9, 9, 9], [4, 9, 9]]
+    assert build_histories(x, L=6)[0].tolist() == [1, 5, 7, 2, 9, 9]
 
 
 def test_causal_rows_hold_only_earlier_items():
@@ -95,10 +96,22 @@ def test_causal_rows_hold_only_earlier_items():
         want = seq.items[max(start, p - L) : p][::-1]
         assert hist[p, : want.size].tolist() == want.tolist()
         assert (hist[p, want.size :] == 50).all()
-    # chronological order: every earlier position has an earlier-or-equal (timestamp, item)
-    o = np.lexsort((x.items, x.timestamps, x.users))
-    key = x.users[o].astype(np.int64) * 10**6 + x.timestamps[o] * 100 + x.items[o]
+    # chronological order: every earlier position has an earlier (timestamp, -item)
+    o = chronological_order(x)
+    key = x.users[o].astype(np.int64) * 10**6 + x.timestamps[o] * 100 - x.items[o]
     assert np.all(np.diff(key) >= 0)
+
+
+def test_sequences_end_with_the_splits_validation_then_test_item():
+    rng = np.random.default_rng(5)
+    n = 600  # timestamps in 0..9 for 50 items: many ties
+    x = inter(rng.integers(0, 15, n), rng.integers(0, 50, n), rng.integers(0, 10, n), 15, 50)
+    x = x.subset(np.unique(x.users.astype(np.int64) * 50 + x.items, return_index=True)[1])
+    split = leave_last_out(x)
+    seq = Sequences.from_interactions(split.all())
+    ends = seq.starts[1:][split.test.users]
+    assert seq.items[ends - 1].tolist() == split.test.items.tolist()
+    assert seq.items[ends - 2].tolist() == split.validation.items.tolist()
 
 
 def test_forward_broadcasts_like_score_all():

@@ -77,8 +77,9 @@ HistoryPart = Literal["validation", "test", "all"]
 
 
 def chronological_order(inter: Interactions) -> np.ndarray:
-    """Row order by user, then timestamp, then item index (the split's tie-break)."""
-    return np.lexsort((inter.items, inter.timestamps, inter.users))
+    """Row order by user, then timestamp; among equal timestamps the lowest item index comes
+    last (the split's tie-break: it counts as the latest)."""
+    return np.lexsort((-inter.items.astype(np.int64), inter.timestamps, inter.users))
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,8 @@ class Sequences:
 
 def build_histories(inter: Interactions, L: int = HISTORY_LEN) -> torch.Tensor:
     """(n_users, L) int64: each user's last ``L`` items of ``inter``, most recent first,
-    ``inter.n_items`` (padding) where a user has fewer. Ties on the timestamp are broken by
-    item index, as in the split."""
+    ``inter.n_items`` (padding) where a user has fewer. Ties on the timestamp are broken as
+    in the split (``chronological_order``)."""
     return torch.as_tensor(Sequences.from_interactions(inter).last(L), dtype=torch.int64)
 
 

@@ -8,7 +8,7 @@ pushing ``B * n_items`` rows through the parts of the network that factorise:
 - GMF is one matrix product.
 - The MLP tower's first layer acts on ``concat(user, item)``, so it splits into a user half
   and an item half, each computed once; the layers after the first ReLU still see
-  ``B * n_items`` rows, which run in chunks of at most ``chunk_rows`` pairs.
+  ``B * n_items`` rows, which run in tiles of at most ``chunk_rows`` pairs.
 - NeuMF adds the two.
 
 A new model type is one module class with ``from_config`` + an entry in ``MODELS``.
@@ -27,7 +27,7 @@ from torch import nn
 
 from movierec.history import HistoryModel
 
-CHUNK_ROWS = 1 << 16  # (user, item) pairs per chunk on a CPU: 16 MB at width 64, cache-friendly
+CHUNK_ROWS = 1 << 13  # (user, item) pairs per chunk on a CPU: 2 MB at width 64, fits L2
 CUDA_CHUNK_ROWS = 1 << 22  # on a GPU, larger chunks keep it busy
 
 
@@ -135,21 +135,41 @@ class Tower(nn.Module):
     def dot_all(self, users: torch.Tensor, w: torch.Tensor, chunk_rows: int) -> torch.Tensor:
         """``tower(u, i) @ w`` for every item: ``(B, n_items)``. Inference only (no dropout).
 
-        Users go in chunks of ``chunk_rows // n_items``; every layer writes into buffers
-        allocated once, which on CPU is ~2x faster than fresh tensors per chunk.
+        Pairs go in tiles of at most ``chunk_rows``: a slice of the items against one user
+        (several users when the whole catalogue fits a tile). On a CPU a tile of ~8k pairs
+        keeps every layer's activations in the L2 cache, ~1.7x faster than whole-catalogue
+        chunks (bench/RESULTS.md). The second layer's bias rides in the first layer's output
+        as an extra column (0 for users, 1 for items, so relu leaves it 1), which saves a
+        pass over every tile; each layer writes into a buffer allocated once.
         """
         hu, hi = self.user_part(users), self.item_part()
         n_users, n_items = hu.shape[0], hi.shape[0]
+        weights: list[torch.Tensor] = [lin.weight.T.contiguous() for lin in self.linears[1:]]
+        biases: list[torch.Tensor | None] = [lin.bias for lin in self.linears[1:]]
+        if weights:  # fold the second layer's bias into its matmul
+            hu, hi = F.pad(hu, (0, 1)), F.pad(hi, (0, 1), value=1.0)
+            weights[0] = torch.cat([weights[0], biases[0][None, :]])
+            biases[0] = None
         out = hu.new_empty((n_users, n_items))
-        step = max(1, min(n_users, chunk_rows // n_items))
-        bufs = [hu.new_empty((step * n_items, lin.out_features)) for lin in self.linears]
-        for s in range(0, n_users, step):
-            rows = min(step, n_users - s) * n_items
-            h = bufs[0][:rows].view(-1, n_items, hi.shape[1])
-            h = torch.add(hu[s : s + step, None, :], hi, out=h).view(rows, -1).relu_()
-            for linear, buf in zip(self.linears[1:], bufs[1:]):
-                h = torch.addmm(linear.bias, h, linear.weight.T, out=buf[:rows]).relu_()
-            torch.mv(h, w, out=out[s : s + step].view(-1))
+        tile_items = min(n_items, chunk_rows)
+        tile_users = max(1, chunk_rows // n_items)
+        rows_max = tile_users * tile_items
+        bufs = [hu.new_empty((rows_max, hu.shape[1]))]
+        bufs += [hu.new_empty((rows_max, wt.shape[1])) for wt in weights]
+        for j in range(0, n_items, tile_items):
+            items = hi[j : j + tile_items]
+            ni = items.shape[0]
+            for s in range(0, n_users, tile_users):
+                user = hu[s : s + tile_users]
+                nu, rows = user.shape[0], user.shape[0] * ni
+                h = torch.add(user[:, None, :], items, out=bufs[0][:rows].view(nu, ni, -1))
+                h = h.view(rows, -1).clamp_min_(0)  # relu; clamp_min_ is the faster kernel here
+                for wt, bias, buf in zip(weights, biases, bufs[1:]):
+                    h = torch.mm(h, wt, out=buf[:rows])
+                    if bias is not None:
+                        h.add_(bias)
+                    h.clamp_min_(0)
+                out[s : s + nu, j : j + ni] = (h @ w).view(nu, ni)
         return out
 
 

@@ -58,7 +58,7 @@ class History:
 
     @classmethod
     def build(cls, users: np.ndarray, items: np.ndarray, timestamps: np.ndarray, n_users: int):
-        order = np.lexsort((-timestamps, users))
+        order = np.lexsort((items, -timestamps, users))  # equal times: split's tie-break
         indptr = np.concatenate(([0], np.cumsum(np.bincount(users, minlength=n_users))))
         return cls(indptr, items[order], timestamps[order])
 
