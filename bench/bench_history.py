@@ -1,11 +1,13 @@
 """History model on ml-latest-small: validation and test, sampled and full ranking, per seed.
 
     python bench/bench_history.py [--seeds 0,1,2] [--epochs 20] [--threads 2]
+    python bench/bench_history.py --seeds 0 --set factors=128 negatives=64 --history-len 50
 
 Each seed trains with ``history.PRESET`` (d=64, L=20, sampled softmax over 16 negatives,
 Adam 5e-3, batch 1024, <= 20 epochs, patience 3) and is evaluated with
 ``evaluate(..., seed=seed)``: validation with history = train, test with history = train +
-validation. Prints one JSON line per seed as it finishes, then mean ± std.
+validation. Prints one JSON line per seed as it finishes, then mean ± std. ``--set``
+overrides preset fields (a validation grid); ``--history-len`` changes L.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ import time
 import numpy as np
 import torch
 
-from movierec import models
+from movierec import history
 from movierec.evaluate import evaluate
-from movierec.history import PRESET, HistoryModel, fit_history, history_for
+from movierec.history import PRESET, fit_history, history_for
 from movierec.models import TorchScorer
 from movierec.movielens import load
 from movierec.prepare import prepare
 from movierec.split import leave_last_out
 from movierec.train import TrainConfig
-
-models.MODELS.setdefault("history", HistoryModel.from_config)  # until models.py registers it
 
 
 def flat(m) -> dict[str, float]:
@@ -45,7 +45,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", type=int, default=1)
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="preset overrides")
+    p.add_argument("--history-len", type=int, default=history.HISTORY_LEN)
     a = p.parse_args()
+    history.HISTORY_LEN = a.history_len  # read by HistoryModel.from_config
+    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     torch.set_num_threads(a.threads)
     ds, _ = load("ml-latest-small")
     ds, _ = prepare(ds)
@@ -53,7 +57,10 @@ def main() -> None:
     runs = []
     for seed in (int(s) for s in a.seeds.split(",")):
         cfg = TrainConfig(
-            model="history", **{**PRESET, "epochs": a.epochs}, seed=seed, device=a.device
+            model="history",
+            **{**PRESET, "epochs": a.epochs, **overrides},
+            seed=seed,
+            device=a.device,
         )
         res = fit_history(split, cfg, progress=a.progress)
         model = res.model
@@ -84,6 +91,7 @@ def main() -> None:
         print(f"{part.upper():<10} " + " ".join(cells))
     t = np.array([r["train_s"] for r in runs])
     print(f"train seconds {t.mean():.0f}±{t.std():.0f} (seeds {a.seeds}, {a.threads} threads)")
+    print(f"settings: {json.dumps({**PRESET, **overrides, 'L': a.history_len})}")
 
 
 if __name__ == "__main__":

@@ -126,19 +126,37 @@ def train(
     patience: int | None = typer.Option(None, help="Stop after N epochs without a better val."),
     seed: int = typer.Option(0, help="Seed for initialisation, negatives and shuffling."),
     device: str = typer.Option("auto", help="auto ($MOVIEREC_DEVICE, cuda, cpu), cpu, cuda."),
+    devices: int = typer.Option(
+        1, "--devices", help="Processes per node: GPUs, or CPU processes (gloo). >1: DDP."
+    ),
+    num_nodes: int = typer.Option(1, "--num-nodes", help="Machines (DDP; needs --strategy ddp)."),
+    strategy: str = typer.Option("auto", help="auto (DDP when devices x nodes > 1) or ddp."),
     resume: bool = typer.Option(False, help="Continue the interrupted run in --out."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
-    """Train an NCF model; keep the epoch with the best validation HR@10; write a run."""
+    """Train an NCF model; keep the epoch with the best validation HR@10; write a run.
+
+    With --devices/--num-nodes, every process runs this same command (Lightning starts
+    ranks 1..N-1 itself, or torchrun/SLURM start them all); only global rank 0 writes the
+    run and prints."""
     from rich.console import Console
 
     from movierec import movielens
     from movierec.artifacts import ArtifactError, check_replaceable, save_run
-    from movierec.train import TrainConfig, fit, resolve_device
+    from movierec.train import (
+        Parallel,
+        TrainConfig,
+        check_parallel,
+        fit,
+        launch_rank,
+        resolve_device,
+    )
 
     err = Console(stderr=True, highlight=False)
     try:
         resolve_device(device)  # fail before loading data
+        parallel = Parallel(devices=devices, num_nodes=num_nodes, strategy=strategy)
+        main = launch_rank(devices=devices) == 0
         check_replaceable(out)
         config = TrainConfig.for_model(
             model,
@@ -151,12 +169,18 @@ def train(
             seed=seed,
             device=device,
         )
+        check_parallel(config, parallel)
         ds, _, split = _prepared_split(data, min_year)
-        err.print(
-            f"{ds.name}: {len(split.train):,} training interactions, {split.n_users:,} users, "
-            f"{split.n_items:,} movies"
+        if main:
+            err.print(
+                f"{ds.name}: {len(split.train):,} training interactions, "
+                f"{split.n_users:,} users, {split.n_items:,} movies"
+            )
+        result = fit(
+            split, config, run_dir=out, resume=resume, progress=progress, parallel=parallel
         )
-        result = fit(split, config, run_dir=out, resume=resume, progress=progress)
+        if result.rank != 0:
+            return  # rank 0 saves the run and reports
         c = result.config
         err.print(f"{c.model}: batch {c.batch_size}, lr {c.lr:.3g}, {c.epochs} epochs")
         source = {"source": data, "name": ds.name, "prepare": {"min_year": min_year}}
@@ -381,19 +405,20 @@ def batch(
     k: int = typer.Option(10, "--k", min=1, max=100, help="Movies per user."),
     parquet: Path | None = typer.Option(None, "--parquet", help="Also write this Parquet file."),
     chunk: int = typer.Option(2048, min=1, help="Users scored per step."),
+    devices: int = typer.Option(
+        1, "--devices", help="CPU processes scoring users in parallel; parts merged into one."
+    ),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     """Top-K unseen movies for every user of the run, into a store that `serve` reads."""
-    from movierec.recommend import batch_blocks, write_parquet
-    from movierec.store import write_store_chunks
+    from movierec.recommend import write_batch
 
+    if devices < 1:
+        _fail(f"--devices must be at least 1, got {devices}")
     r = _recommender(run)
     meta = {"run": str(Path(run).resolve()), "model": r.run.config.model, "k": k}
-    blocks = batch_blocks(r, k, chunk)
-    if parquet is not None:
-        blocks = write_parquet(parquet, blocks)
-    summary = write_store_chunks(
-        out, blocks, r.catalog, meta, progress=progress, total_users=len(r.users)
+    summary = write_batch(
+        r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
     )
     typer.echo(
         f"{summary.users:,} users x top {summary.k} ({summary.rows:,} rows) in "

@@ -4,13 +4,30 @@ Everything goes through ``topk.top_k``: batch-first, index space, seen movies ex
 argument. A known user's seen movies are everything they watched (train, validation and
 test); a new person is folded into the model (``foldin``); similar movies are the nearest
 items by cosine over the model's learned item representations.
+
+Batch for every user in several processes (``write_batch`` with ``devices`` > 1): the users
+are split into ``devices`` contiguous ranges (in user index order; the first ``n % devices``
+ranges one user longer). The calling process is rank 0 and scores the first range; ranks
+1..N-1 are worker processes started with ``multiprocessing``'s spawn (never fork: a forked
+child of a process that already ran torch's OpenMP thread pool can hang), each loading the
+run itself. Each rank writes its part as a complete store (and
+Parquet file) to a hidden temporary file in the output's directory; when every part is
+done, rank 0 merges them in rank order into one store (``store.merge_stores``: built
+beside the output, renamed over it) and one Parquet file, then deletes the parts. Any
+failure deletes the parts and leaves the previous output untouched. On CPU, each process
+gets ``cores // devices`` torch threads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,11 +169,14 @@ class Recommender:
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]  # raw user ids, raw movie ids (B, k), scores
 
 
-def batch_blocks(r: Recommender, k: int, chunk: int = 2048) -> Iterator[Block]:
-    """Every user's top-k unseen movies over the full catalogue, ``chunk`` users at a time,
-    in raw ids (-1 where a user has fewer than k unseen movies)."""
-    for start in range(0, len(r.users), chunk):
-        users = np.arange(start, min(start + chunk, len(r.users)))
+def batch_blocks(
+    r: Recommender, k: int, chunk: int = 2048, users: range | None = None
+) -> Iterator[Block]:
+    """Every user's (or the ``users`` range's) top-k unseen movies over the full catalogue,
+    ``chunk`` users at a time, in raw ids (-1 where a user has fewer than k unseen movies)."""
+    span = range(len(r.users)) if users is None else users
+    for start in range(span.start, span.stop, chunk):
+        users = np.arange(start, min(start + chunk, span.stop))
         rec = r.for_users(users, k)
         movies = np.where(rec.items >= 0, r.items.raw[np.maximum(rec.items, 0)], -1)
         yield r.users.raw[users], movies, rec.scores
@@ -195,3 +215,126 @@ def write_parquet(path: str | Path, blocks: Iterable[Block]) -> Iterator[Block]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def merge_parquet(path: str | Path, parts: Sequence[str | Path]) -> Path:
+    """Concatenate Parquet ``parts`` (same schema) in order into ``path``, which appears
+    (atomically renamed) only once complete."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        writer = None
+        for part in parts:
+            f = pq.ParquetFile(part)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, f.schema_arrow)
+            for g in range(f.num_row_groups):
+                writer.write_table(f.read_row_group(g))
+        if writer is not None:
+            writer.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def user_ranges(n_users: int, parts: int) -> list[range]:
+    """``parts`` contiguous ranges covering ``range(n_users)`` in order; the first
+    ``n_users % parts`` are one user longer."""
+    base, extra = divmod(n_users, parts)
+    bounds = np.cumsum([0] + [base + (p < extra) for p in range(parts)])
+    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """One rank's share of a batch job: score ``users`` of ``run`` into ``store``."""
+
+    run: str
+    users: range
+    k: int
+    chunk: int
+    store: Path
+    parquet: Path | None
+    meta: dict[str, Any]
+    threads: int | None = None  # torch threads in this process (None: leave as is)
+
+
+def score_part(part: BatchPart, r: Recommender | None = None, progress: bool = False) -> None:
+    """Write ``part``'s store (and Parquet file); a worker loads the run itself."""
+    from movierec.store import write_store_chunks
+
+    if part.threads is not None:
+        torch.set_num_threads(part.threads)
+    r = Recommender.load(part.run) if r is None else r
+    blocks = batch_blocks(r, part.k, part.chunk, part.users)
+    if part.parquet is not None:
+        blocks = write_parquet(part.parquet, blocks)
+    write_store_chunks(
+        part.store, blocks, r.catalog, part.meta, progress=progress, total_users=len(part.users)
+    )
+
+
+def write_batch(
+    r: Recommender,
+    out: str | Path,
+    k: int,
+    meta: dict[str, Any],
+    *,
+    chunk: int = 2048,
+    parquet: str | Path | None = None,
+    devices: int = 1,
+    progress: bool = True,
+):
+    """Every user's top-k into the store ``out`` (and ``parquet``), scored by ``devices``
+    processes (see the module docstring); returns the ``store.StoreSummary``."""
+    from movierec.store import merge_stores, write_store_chunks
+
+    if devices < 1:
+        raise ValueError(f"--devices must be at least 1, got {devices}")
+    out = Path(out)
+    parts = min(devices, max(1, len(r.users)))
+    if parts == 1:
+        blocks = batch_blocks(r, k, chunk)
+        if parquet is not None:
+            blocks = write_parquet(parquet, blocks)
+        return write_store_chunks(
+            out, blocks, r.catalog, meta, progress=progress, total_users=len(r.users)
+        )
+    started = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    threads = max(1, (os.cpu_count() or 1) // parts)
+    jobs = [
+        BatchPart(
+            run=str(r.run.path),
+            users=users,
+            k=k,
+            chunk=chunk,
+            store=out.with_name(f".{out.name}.{tag}.part{rank}"),
+            parquet=None if parquet is None else out.with_name(f".{out.name}.{tag}.part{rank}.pq"),
+            meta=meta,
+            threads=threads,
+        )
+        for rank, users in enumerate(user_ranges(len(r.users), parts))
+    ]
+    context = multiprocessing.get_context("spawn")
+    before = torch.get_num_threads()
+    try:
+        with ProcessPoolExecutor(parts - 1, mp_context=context) as pool:
+            workers = [pool.submit(score_part, job) for job in jobs[1:]]
+            try:
+                score_part(jobs[0], r, progress=progress)
+            finally:
+                torch.set_num_threads(before)
+            for w in workers:
+                w.result()  # re-raises a worker's error
+        if parquet is not None:
+            merge_parquet(parquet, [job.parquet for job in jobs if job.parquet is not None])
+        summary = merge_stores(out, [job.store for job in jobs], meta)
+        return dataclasses.replace(summary, seconds=time.perf_counter() - started)
+    finally:
+        for job in jobs:
+            for f in (job.store, job.parquet):
+                if f is not None:
+                    f.unlink(missing_ok=True)

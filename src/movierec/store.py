@@ -11,6 +11,8 @@ the *old* database and would corrupt the new one if SQLite ever replayed it, so 
 deleted right after the rename. A reader therefore sees either the whole previous store or
 the whole new one; an interrupted write leaves the previous store untouched. (A writer
 killed outright can leave its hidden ``.NAME.PID.THREAD.tmp`` file; deleting it is safe.)
+``merge_stores`` builds one store the same way from part stores written in parallel (disjoint
+users), copying their rows with SQL.
 There is no WAL at any point: nothing ever writes to a store file that readers can see, so
 WAL's reader/writer concurrency buys nothing, and a read-only WAL database would need a
 writable ``-shm`` file beside it.
@@ -39,7 +41,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,10 +129,73 @@ def write_store_chunks(
     """
     start = time.perf_counter()
     final = Path(path)
+    users = rows = k = 0
+    with _new_store(final) as conn:
+        conn.execute("BEGIN")
+        _write_movies(conn, catalog)
+        with _progress(progress, total_users) as advance:
+            for user_ids, movie_ids, scores in chunks:
+                n_users, n_rows, width = _write_block(conn, user_ids, movie_ids, scores)
+                users += n_users
+                rows += n_rows
+                k = max(k, width)
+                advance(n_users)
+        _write_meta(conn, meta, k=k, users=users, rows=rows)
+        conn.execute("COMMIT")
+    return StoreSummary(final, users, rows, k, time.perf_counter() - start)
+
+
+def merge_stores(
+    path: str | os.PathLike[str],
+    parts: Sequence[str | os.PathLike[str]],
+    meta: dict[str, Any] | None = None,
+) -> StoreSummary:
+    """One store at ``path`` holding every part's recommendations (parts written by
+    ``write_store_chunks`` for disjoint users), replaced atomically like ``write_store``.
+
+    The movies come from the first part; ``k`` is the widest part's, users and rows are
+    summed. A user in two parts is an error (primary key) and leaves ``path`` untouched.
+    """
+    start = time.perf_counter()
+    final = Path(path)
+    if not parts:
+        raise ValueError("merge_stores needs at least one part")
+    users = rows = k = 0
+    with _new_store(final) as conn:
+        for n, part in enumerate(parts):
+            if not Path(part).is_file():  # ATTACH would create an empty database there
+                raise FileNotFoundError(f"no store part at {part}")
+            conn.execute("ATTACH DATABASE ? AS part", (str(part),))
+            try:
+                conn.execute("BEGIN")
+                if n == 0:
+                    conn.execute("INSERT INTO movies SELECT * FROM part.movies")
+                conn.execute("INSERT INTO recs SELECT * FROM part.recs")
+                info = {
+                    key: json.loads(value)
+                    for key, value in conn.execute("SELECT key, value FROM part.meta")
+                }
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.execute("DETACH DATABASE part")
+            users += int(info["users"])
+            rows += int(info["rows"])
+            k = max(k, int(info["k"]))
+        conn.execute("BEGIN")
+        _write_meta(conn, meta, k=k, users=users, rows=rows)
+        conn.execute("COMMIT")
+    return StoreSummary(final, users, rows, k, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _new_store(final: Path) -> Iterator[sqlite3.Connection]:
+    """A connection (autocommit) to an empty store in a temporary file beside ``final``,
+    swapped in over ``final`` when the block returns and removed when it raises."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     _remove_with_side_files(tmp)
-    users = rows = k = 0
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -138,28 +203,7 @@ def write_store_chunks(
                 "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
                 + _SCHEMA
             )
-            conn.execute("BEGIN")
-            _write_movies(conn, catalog)
-            with _progress(progress, total_users) as advance:
-                for user_ids, movie_ids, scores in chunks:
-                    n_users, n_rows, width = _write_block(conn, user_ids, movie_ids, scores)
-                    users += n_users
-                    rows += n_rows
-                    k = max(k, width)
-                    advance(n_users)
-            info = {
-                **(meta or {}),
-                "created_at": (meta or {}).get("created_at")
-                or datetime.now(UTC).isoformat(timespec="seconds"),
-                "k": k,
-                "users": users,
-                "rows": rows,
-            }
-            conn.executemany(
-                "INSERT INTO meta VALUES (?, ?)",
-                [(key, json.dumps(value, default=_json_default)) for key, value in info.items()],
-            )
-            conn.execute("COMMIT")
+            yield conn
             conn.execute("PRAGMA journal_mode=DELETE")
         finally:
             conn.close()
@@ -172,7 +216,23 @@ def write_store_chunks(
     except BaseException:
         _remove_with_side_files(tmp)
         raise
-    return StoreSummary(final, users, rows, k, time.perf_counter() - start)
+
+
+def _write_meta(
+    conn: sqlite3.Connection, meta: dict[str, Any] | None, *, k: int, users: int, rows: int
+) -> None:
+    info = {
+        **(meta or {}),
+        "created_at": (meta or {}).get("created_at")
+        or datetime.now(UTC).isoformat(timespec="seconds"),
+        "k": k,
+        "users": users,
+        "rows": rows,
+    }
+    conn.executemany(
+        "INSERT INTO meta VALUES (?, ?)",
+        [(key, json.dumps(value, default=_json_default)) for key, value in info.items()],
+    )
 
 
 def _json_default(value: Any) -> Any:

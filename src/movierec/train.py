@@ -16,6 +16,25 @@ would have run.
 Run directory (``run_dir``) while training: ``checkpoints/last.ckpt`` (Lightning checkpoint
 after every epoch: weights, optimizer, loop state, best weights and the epoch log; loads
 with ``torch.load(weights_only=True)``) and ``train_log.csv`` (one row per epoch).
+
+Several processes (``Parallel``: ``devices`` per node times ``num_nodes``, Lightning DDP;
+gloo on CPUs, NCCL on GPUs; launched by Lightning itself or by ``torchrun``/SLURM, whose
+environment Lightning reads). ``batch_size`` stays the *global* batch: rows per optimizer
+step, all ranks together. Every rank builds the same seeded epoch as one process would and
+keeps its piece of every step (``shard_epoch``): step ``s`` covers the same rows
+``[s * batch, (s + 1) * batch)`` as in one process, split into ``world`` contiguous pieces
+whose sizes differ by at most one (the first ``n % world`` ranks take one row more). So
+every rank runs exactly ``ceil(rows / batch)`` steps, including the short last one, and
+together the ranks cover every row of the epoch exactly once. Each rank's loss is its
+pieces' BCE *sum* times ``world / rows in the step``; DDP averages gradients over ranks, so
+a step's update is that of the whole step's mean BCE, as in one process (up to float
+summation order), even when the pieces differ in size or one is empty. DDP runs one
+optimizer step per ``training_step`` (``manual_backward``: gradients sync once per wrapped
+forward). Validation: every validation batch is split the same way across ranks; hits,
+NDCG gain and user counts are summed over ranks (all_reduce), so every rank sees the same
+figures and takes the same best-epoch and early-stopping decisions. Only global rank 0
+writes ``train_log.csv`` and the checkpoint (temporary file, then rename); a resume needs
+the run directory on a file system every node sees.
 """
 
 from __future__ import annotations
@@ -50,6 +69,8 @@ TRAIN_LOG = "train_log.csv"
 VAL_K = 10
 VAL_BATCH_ROWS = 1 << 16  # (user, candidate) pairs per validation step (CPU cache-friendly)
 GROUP_ROWS = 16384  # rows per Lightning step: small batches run several optimizer steps
+STRATEGIES = ("auto", "ddp")  # auto: DDP when devices x num_nodes > 1, else one process
+DDP_MODELS = ("tutorial", "gmf", "mlp", "neumf")  # the Lightning-trained models
 RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # may differ between a run and its resume
 
 
@@ -184,7 +205,139 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """How many training processes: ``devices`` per node times ``num_nodes`` (DDP when > 1).
+
+    On GPUs a device is a GPU; on CPUs each device is one process (gloo backend) with
+    ``cpu cores // devices`` torch threads.
+    """
+
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp
+
+    def __post_init__(self) -> None:
+        if self.devices < 1:
+            raise ValueError(f"--devices must be at least 1, got {self.devices}")
+        if self.num_nodes < 1:
+            raise ValueError(f"--num-nodes must be at least 1, got {self.num_nodes}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+        if self.num_nodes > 1 and self.strategy != "ddp":
+            raise ValueError("--num-nodes above 1 needs --strategy ddp")
+
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def check_parallel(config: TrainConfig, parallel: Parallel) -> None:
+    """Raise ValueError when ``config`` cannot train with ``parallel`` (before any data loads)."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and Lightning's launcher
+    if launched > 1 and launched != parallel.world_size:
+        raise ValueError(
+            f"launched as {launched} processes (WORLD_SIZE) but --devices x --num-nodes is "
+            f"{parallel.world_size}; give matching --devices and --num-nodes"
+        )
+    if not parallel.distributed:
+        return
+    if config.model not in DDP_MODELS:
+        raise ValueError(
+            f"DDP (--devices/--num-nodes above 1) supports {'/'.join(DDP_MODELS)}; "
+            f"the {config.model} model trains in one process (its own loop)"
+        )
+    device = resolve_device(config.device)
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"DDP runs on cpu or cuda devices, not {device.type}")
+    if device.type == "cuda" and device.index is not None:
+        raise ValueError(
+            f"--device {config.device} names one GPU; with --devices use --device cuda"
+        )
+    if device.type == "cuda" and parallel.devices > torch.cuda.device_count():
+        raise ValueError(
+            f"--devices {parallel.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+
+
+def launch_rank(env: dict[str, str] | None = None, devices: int = 1) -> int:
+    """This process's global rank as its launcher announced it (0 when not launched as a rank).
+
+    torchrun sets RANK; Lightning's own launcher sets NODE_RANK and LOCAL_RANK for the
+    processes it starts (global rank = node rank * devices per node + local rank).
+    """
+    env = dict(os.environ) if env is None else env
+    if "RANK" in env:
+        return int(env["RANK"])
+    return int(env.get("NODE_RANK", 0)) * devices + int(env.get("LOCAL_RANK", 0))
+
+
+def threads_per_rank(cores: int, local_world_size: int) -> int:
+    """Torch threads of one CPU rank: the cores shared among the ranks of a node, at least 1."""
+    return max(1, cores // max(1, local_world_size))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # ----------------------------------------------------------------------------- data
+
+
+def piece(n: int | np.ndarray, world: int, rank: int) -> tuple[Any, Any]:
+    """(start, size) of ``rank``'s contiguous piece of ``n`` rows split ``world`` ways; the
+    first ``n % world`` ranks take one row more. Works elementwise on arrays of ``n``."""
+    base, extra = np.divmod(n, world)
+    return rank * base + np.minimum(rank, extra), base + (rank < extra)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One rank's rows of an epoch: its piece of every step, in training order."""
+
+    index: np.ndarray  # int64 positions into the epoch's rows (as one process orders them)
+    sizes: np.ndarray  # int64 (steps,): this rank's rows in each step (0 is possible)
+    step_rows: np.ndarray  # int64 (steps,): rows of each step over all ranks
+
+    @property
+    def steps(self) -> int:
+        return int(self.sizes.size)
+
+
+def shard_epoch(n_rows: int, batch_size: int, world: int, rank: int) -> Shard:
+    """``rank``'s share of an epoch of ``n_rows`` rows trained at global ``batch_size``.
+
+    Step ``s`` covers rows ``[s * batch_size, min((s + 1) * batch_size, n_rows))`` (one
+    process's batch ``s``); each rank takes its ``piece`` of it. Every rank gets the same
+    number of steps, ``ceil(n_rows / batch_size)``; the ranks together cover each row once.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world}")
+    step_start = np.arange(0, n_rows, batch_size, dtype=np.int64)
+    step_rows = np.minimum(batch_size, n_rows - step_start)
+    start, size = piece(step_rows, world, rank)
+    start = step_start + start
+    offsets = np.cumsum(size) - size  # where each step's piece begins in this rank's rows
+    index = np.repeat(start - offsets, size) + np.arange(int(size.sum()), dtype=np.int64)
+    return Shard(index, size.astype(np.int64), step_rows)
+
+
+def shard_batches(batches: Fixed, world: int, rank: int, device: torch.device) -> Fixed:
+    """``rank``'s piece of every batch (same count of batches on every rank), on ``device``."""
+    if world == 1:
+        return Fixed([tuple(t.to(device) for t in b) for b in batches])
+    out = []
+    for b in batches:
+        start, size = piece(len(b[0]), world, rank)
+        out.append(tuple(t[int(start) : int(start + size)].to(device) for t in b))
+    return Fixed(out)
 
 
 @dataclass(frozen=True)
@@ -208,11 +361,21 @@ class TrainRows:
     def __len__(self) -> int:
         return int(self.keys.size)
 
-    def epoch(self, seed: int, epoch: int, negatives: int) -> tuple[torch.Tensor, ...]:
+    def epoch(
+        self,
+        seed: int,
+        epoch: int,
+        negatives: int,
+        *,
+        index: np.ndarray | None = None,
+        device: torch.device | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         """(users, items, labels) of one epoch, shuffled, on the device.
 
         Negatives are drawn for the user-sorted positives, then all rows are shuffled
-        together (one permutation of packed ``user * n_items + item`` keys).
+        together (one permutation of packed ``user * n_items + item`` keys). ``index``
+        keeps only those rows (a rank's ``Shard.index``), in its order; ``device``
+        overrides ``self.device``.
         """
         rng = np.random.default_rng([seed, epoch])
         n_items = self.seen.shape[1]
@@ -220,10 +383,12 @@ class TrainRows:
         neg_keys = (self.users[:, None] * n_items + neg).ravel()
         perm = rng.permutation(self.keys.size + neg_keys.size)
         keys = np.concatenate([self.keys, neg_keys])[perm]
+        labels = perm < self.keys.size
+        if index is not None:
+            keys, labels = keys[index], labels[index]
         users = keys // n_items
         items = keys - users * n_items
-        labels = perm < self.keys.size
-        dev = self.device
+        dev = self.device if device is None else device
         return (
             torch.as_tensor(users.astype(np.int32), device=dev),
             torch.as_tensor(items.astype(np.int32), device=dev),
@@ -232,18 +397,31 @@ class TrainRows:
 
 
 class EpochBatches:
-    """Re-iterable over batches; each ``iter()`` builds a fresh epoch with ``make_epoch``."""
+    """Re-iterable over batches; each ``iter()`` builds a fresh epoch with ``make_epoch``.
+
+    Batches of ``batch_size`` rows, or of the given ``sizes`` (a rank's pieces of each step).
+    """
 
     def __init__(
-        self, make_epoch: Callable[[], tuple[torch.Tensor, ...]], n_rows: int, batch_size: int
+        self,
+        make_epoch: Callable[[], tuple[torch.Tensor, ...]],
+        n_rows: int,
+        batch_size: int,
+        sizes: np.ndarray | None = None,
     ) -> None:
         self.make_epoch, self.n_rows, self.batch_size = make_epoch, n_rows, batch_size
+        self.sizes = sizes
 
     def __len__(self) -> int:
+        if self.sizes is not None:
+            return int(self.sizes.size)
         return math.ceil(self.n_rows / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         columns = self.make_epoch()
+        if self.sizes is not None:
+            yield from zip(*(c.split(self.sizes.tolist()) for c in columns), strict=True)
+            return
         for s in range(0, columns[0].numel(), self.batch_size):
             yield tuple(c[s : s + self.batch_size] for c in columns)
 
@@ -349,8 +527,12 @@ class NCFModule(L.LightningModule):
     """The training loop: BCE-with-logits on shuffled positive/negative rows, Adam.
 
     Manual optimization with the plain torch optimizer: the whole update is visible in
-    ``training_step``. Single device, float32 (no precision plugin, no DDP gradient sync
-    across the several steps of one call).
+    ``training_step``. Float32, no precision plugin. One process: each call runs several
+    optimizer steps (``GROUP_ROWS``). DDP: one optimizer step per call, on this rank's
+    piece of the step (``shard_epoch``), with ``manual_backward`` so that gradients sync.
+
+    The loaders come from ``train_dataloader`` / ``val_dataloader``, called once the
+    strategy has placed this module on its rank's device.
     """
 
     def __init__(
@@ -360,16 +542,38 @@ class NCFModule(L.LightningModule):
         rows: TrainRows,
         val: Fixed,
         run_dir: Path | None,
+        fresh: bool = True,
     ) -> None:
         super().__init__()
         self.model, self.config, self.rows, self.val = model, config, rows, val
         self.run_dir = run_dir
+        self.fresh = fresh  # not a resume: remove a previous run's checkpoint and log first
         self.automatic_optimization = False
         self.history: list[EpochLog] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch = 0
         self.stopped_early = False
         self.stats = EpochStats(torch.device("cpu"))
+        self.shard: Shard | None = None  # DDP: this rank's share of every epoch
+
+    @property
+    def world(self) -> int:
+        return self.trainer.world_size
+
+    def setup(self, stage: str) -> None:
+        if self.world > 1 and self.device.type == "cpu":
+            torch.set_num_threads(threads_per_rank(_cores(), self.trainer.num_devices))
+
+    def on_fit_start(self) -> None:
+        if self.fresh and self.run_dir is not None and self.trainer.is_global_zero:
+            for stale in (self.run_dir / CHECKPOINT, self.run_dir / TRAIN_LOG):
+                stale.unlink(missing_ok=True)
+
+    def train_dataloader(self) -> EpochBatches:
+        return self.train_batches()
+
+    def val_dataloader(self) -> Fixed:
+        return shard_batches(self.val, self.world, self.trainer.global_rank, self.device)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         c, params = self.config, self.model.parameters()
@@ -377,15 +581,25 @@ class NCFModule(L.LightningModule):
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
     def train_batches(self) -> EpochBatches:
-        """Groups of whole batches: one ``training_step`` call runs several optimizer steps
-        when batches are small, so Lightning's per-call overhead (~1 ms on a CPU) is paid
-        once per ``GROUP_ROWS`` rows. Batch boundaries are the same as without groups."""
+        """One process: groups of whole batches: one ``training_step`` call runs several
+        optimizer steps when batches are small, so Lightning's per-call overhead (~1 ms on
+        a CPU) is paid once per ``GROUP_ROWS`` rows. Batch boundaries are the same as
+        without groups. DDP: this rank's piece of every step, one per call."""
         bs = self.config.batch_size
         n_rows = len(self.rows) * (1 + self.config.negatives)
-        return EpochBatches(self._make_epoch, n_rows, max(1, GROUP_ROWS // bs) * bs)
+        if self.world == 1:
+            return EpochBatches(self._make_epoch, n_rows, max(1, GROUP_ROWS // bs) * bs)
+        self.shard = shard_epoch(n_rows, bs, self.world, self.trainer.global_rank)
+        return EpochBatches(self._make_epoch, n_rows, bs, sizes=self.shard.sizes)
 
     def _make_epoch(self) -> tuple[torch.Tensor, ...]:
-        return self.rows.epoch(self.config.seed, self.current_epoch, self.config.negatives)
+        c = self.config
+        if self.shard is None:
+            return self.rows.epoch(c.seed, self.current_epoch, c.negatives)
+        index = self.shard.index
+        return self.rows.epoch(
+            c.seed, self.current_epoch, c.negatives, index=index, device=self.device
+        )
 
     # -- training
     def on_train_epoch_start(self) -> None:
@@ -395,6 +609,9 @@ class NCFModule(L.LightningModule):
         st, opt = self.stats, self.optimizers(use_pl_optimizer=False)
         if st.train_start is None:
             st.train_start = time.perf_counter()
+        if self.shard is not None:
+            self._ddp_step(group, int(self.shard.step_rows[group_idx]), opt)
+            return
         for users, items, labels in zip(*(c.split(self.config.batch_size) for c in group)):
             loss = F.binary_cross_entropy_with_logits(self.model(users, items), labels)
             opt.zero_grad(set_to_none=True)
@@ -404,13 +621,42 @@ class NCFModule(L.LightningModule):
             st.steps += 1
             st.rows += labels.numel()
 
+    def _ddp_step(
+        self, batch: tuple[torch.Tensor, ...], step_rows: int, opt: torch.optim.Optimizer
+    ) -> None:
+        """One optimizer step on this rank's piece of a step of ``step_rows`` rows.
+
+        DDP averages gradients over the ranks, so scaling each rank's BCE sum by
+        ``world / step_rows`` makes the update that of the whole step's mean BCE."""
+        users, items, labels = batch
+        bce = F.binary_cross_entropy_with_logits(self.model(users, items), labels, reduction="sum")
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(bce * (self.world / step_rows))
+        opt.step()
+        st = self.stats
+        st.loss_sum += bce.detach() / step_rows  # summed over ranks: the step's mean BCE
+        st.steps += 1
+        st.rows += labels.numel()
+
+    def sum_over_ranks(self, values: Sequence[float | torch.Tensor]) -> list[float]:
+        """``values`` summed over every rank (as they are with one process)."""
+        if self.world == 1:
+            return [float(v) for v in values]
+        t = torch.stack(
+            [torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in values]
+        )
+        return self.trainer.strategy.reduce(t, reduce_op="sum").tolist()
+
     def live_metrics(self) -> dict[str, float]:
-        """Loss and rows/s for the progress bar; syncs with the device at most twice a second."""
+        """Loss and rows/s for the progress bar; syncs with the device at most twice a second.
+
+        DDP: rank 0's share times the world size (an estimate: no collective per refresh)."""
         st, now = self.stats, time.perf_counter()
         if st.steps and now - st.live.get("at", 0.0) > 0.5:
             elapsed = max(now - (st.train_start or now), 1e-9)
-            loss = float(st.loss_sum) / st.steps
-            st.live = {"at": now, "loss": loss, "rows/s": st.rows / elapsed}
+            share = 1 if self.shard is None else self.world
+            loss = float(st.loss_sum) * share / st.steps
+            st.live = {"at": now, "loss": loss, "rows/s": st.rows * share / elapsed}
         return {k: v for k, v in st.live.items() if k != "at"}
 
     # -- validation
@@ -426,20 +672,22 @@ class NCFModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         st = self.stats
-        n = max(st.val_users, 1)
-        st.val = (float(st.hits) / n, float(st.gain) / n)
+        hits, gain, users = self.sum_over_ranks([st.hits, st.gain, st.val_users])
+        n = max(users, 1)
+        st.val = (hits / n, gain / n)
         self.log("val_hr@10", st.val[0], prog_bar=True)
 
     # -- bookkeeping after validation: best weights, early stopping, log, checkpoint
     def on_train_epoch_end(self) -> None:
         st = self.stats
         hr, ndcg = st.val
+        loss_sum, rows = self.sum_over_ranks([st.loss_sum, st.rows])
         row = EpochLog(
             epoch=self.current_epoch + 1,
-            loss=float(st.loss_sum) / max(st.steps, 1),
+            loss=loss_sum / max(st.steps, 1),
             val_hr10=hr,
             val_ndcg10=ndcg,
-            rows_per_s=st.rows / max(st.train_seconds(), 1e-9),
+            rows_per_s=rows / max(st.train_seconds(), 1e-9),
             seconds=time.perf_counter() - st.started,
         )
         self.history.append(row)
@@ -452,7 +700,8 @@ class NCFModule(L.LightningModule):
             self.stopped_early = True
             self.trainer.should_stop = True
         if self.run_dir is not None:
-            write_train_log(self.run_dir / TRAIN_LOG, self.history)
+            if self.trainer.is_global_zero:
+                write_train_log(self.run_dir / TRAIN_LOG, self.history)
             save_checkpoint(self.trainer, self.run_dir / CHECKPOINT)
 
     # -- resume
@@ -491,11 +740,16 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
 
 
 def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """Write then rename, so a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write then rename, so a crash mid-write leaves the previous checkpoint intact.
+
+    Call it on every rank: Lightning writes the file on global rank 0 only, then waits for
+    all ranks (a barrier); rank 0 renames it."""
     tmp = path.with_suffix(".tmp")
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(tmp)
-    os.replace(tmp, path)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
 
 
 def write_train_log(path: Path, history: Sequence[EpochLog]) -> None:
@@ -534,6 +788,7 @@ class TrainResult:
     stopped_early: bool
     device: torch.device
     seconds: float = field(default=0.0)  # wall time of this call
+    rank: int = 0  # global rank of this process: only rank 0 saves the run and reports
 
     @property
     def best(self) -> EpochLog:
@@ -552,6 +807,7 @@ def fit(
     progress: bool = True,
     init: nn.Module | None = None,
     callbacks: Sequence[Callback] = (),
+    parallel: Parallel | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``split.train``; select the epoch by validation HR@10.
 
@@ -561,7 +817,14 @@ def fit(
     ``init``: a prepared model to start from instead of a fresh one (e.g.
     ``NeuMF.from_pretrained(gmf, mlp)``); it must match ``config``'s model shapes.
     ``callbacks``: extra Lightning callbacks.
+    ``parallel``: several processes (DDP); every rank calls ``fit`` with the same
+    arguments (Lightning's launcher re-runs the calling command for ranks 1..N-1) and gets
+    the same model; ``TrainResult.rank`` tells rank 0, the one that should save and report.
+    As the rows of every step do not depend on the number of ranks, a checkpoint resumes
+    with another ``parallel`` too.
     """
+    parallel = parallel or Parallel()
+    check_parallel(config, parallel)
     if config.model == "history":  # its own loop: causal histories, sampled softmax
         if init is not None or callbacks:
             raise ValueError("the history model takes no init model or callbacks")
@@ -573,34 +836,29 @@ def fit(
     if resume and run_dir is None:
         raise ValueError("resume=True needs the run_dir of the interrupted run")
     device = resolve_device(config.device)
-    rows = TrainRows.from_split(split, device)
+    # DDP: the data is built on the CPU; each rank moves its share to its own device
+    data_device = torch.device("cpu") if parallel.distributed else device
+    rows = TrainRows.from_split(split, data_device)
     config = config.resolved(rows_per_epoch=len(rows) * (1 + config.negatives))
     model_config = config.model_config(split.n_users, split.n_items)
     torch.manual_seed(config.seed)
     model = build_model(model_config) if init is None else init
     if init is not None and _shapes(init) != _shapes(build_model(model_config)):
         raise ValueError("init does not match the model described by config")
-    val = validation_batches(split, config.eval_seed, device, config.val_users)
+    val = validation_batches(split, config.eval_seed, data_device, config.val_users)
 
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
     resume_from = ckpt if resume and ckpt is not None and ckpt.exists() else None
-    if run_dir is not None and resume_from is None:
-        for stale in (ckpt, run_dir / TRAIN_LOG):
-            stale.unlink(missing_ok=True)
-    module = NCFModule(model, config, rows, val, run_dir)
+    module = NCFModule(model, config, rows, val, run_dir, fresh=resume_from is None)
 
     saved = torch.load(resume_from, map_location="cpu", weights_only=True) if resume_from else None
+    rank = launch_rank(devices=parallel.devices)
     if saved is not None and _finished(saved, config):
         module.restore(saved["movierec"])  # nothing left to run: skip the Trainer
     else:
-        trainer = _trainer(config, device, progress, callbacks)
-        trainer.fit(
-            module,
-            train_dataloaders=module.train_batches(),
-            val_dataloaders=module.val if len(module.val) else None,
-            ckpt_path=resume_from,
-            weights_only=True,
-        )
+        trainer = _trainer(config, device, progress, callbacks, parallel, validate=len(val) > 0)
+        trainer.fit(module, ckpt_path=resume_from, weights_only=True)
+        rank, device = trainer.global_rank, module.device
     if module.best_state is not None:
         model.load_state_dict(module.best_state)
     model.to(device).eval()
@@ -613,22 +871,36 @@ def fit(
         stopped_early=module.stopped_early,
         device=device,
         seconds=time.perf_counter() - started,
+        rank=rank,
     )
 
 
 def _trainer(
-    config: TrainConfig, device: torch.device, progress: bool, callbacks: Sequence[Callback]
+    config: TrainConfig,
+    device: torch.device,
+    progress: bool,
+    callbacks: Sequence[Callback],
+    parallel: Parallel,
+    validate: bool = True,
 ) -> L.Trainer:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|num_workers).*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # lightning 2.6 on torch 2.13
+    warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")  # reduced by NCFModule
     accelerator = {"cuda": "gpu"}.get(device.type, device.type)
     devices: Any = [device.index or 0] if device.type == "cuda" else 1
+    strategy: Any = "auto"
+    if parallel.distributed:
+        devices, strategy = parallel.devices, "ddp"  # gloo on CPUs, NCCL on GPUs
     bars = [ProgressBar(leave=True)] if progress else []
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,
+        num_nodes=parallel.num_nodes,
+        strategy=strategy,
+        use_distributed_sampler=False,  # NCFModule shards its own rows
+        limit_val_batches=None if validate else 0,
         max_epochs=config.epochs,
         logger=False,
         enable_checkpointing=False,  # our own per-epoch checkpoint (NCFModule.on_train_epoch_end)
