@@ -143,18 +143,16 @@ class Recommender:
             with torch.inference_mode(False):
                 rows = fold_in(self.model, liked, self.fold)
             scores = score_folded(self.model, rows)[None, :]
-        excluded = sp.csr_matrix(
-            (np.ones(liked.size), (np.zeros(liked.size, dtype=np.int64), liked)),
-            shape=(1, len(self.items)),
-        )
-        return top_k(scores, k, excluded)
+        scores[0, liked] = -np.inf  # never recommend what the person named
+        return top_k(scores, k)
 
     def similar(self, item_idx: int, k: int) -> Recommendations:
         if self._item_vectors is None:
             self._item_vectors = item_vectors(self.model)
         v = self._item_vectors
         scores = (v @ v[item_idx])[None, :]
-        return top_k(scores, k, sp.csr_matrix(([1.0], ([0], [item_idx])), shape=(1, len(v))))
+        scores[0, item_idx] = -np.inf  # not the movie itself
+        return top_k(scores, k)
 
     def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
         return self.timeline.of(user_idx)
