@@ -201,6 +201,11 @@ def test_cli_refuses_bad_parallel_options_cleanly(tmp_path: Path) -> None:
         app, ["batch", str(tmp_path), "--out", str(tmp_path / "x"), "--devices", "0"]
     )
     assert bad.exit_code == 2 and "--devices must be at least 1" in bad.output
+    if not torch.cuda.is_available():
+        gpu = runner.invoke(
+            app, ["batch", str(tmp_path), "--out", str(tmp_path / "x"), "--device", "cuda"]
+        )
+        assert gpu.exit_code == 2 and "CUDA is not available" in gpu.output
 
 
 # ----------------------------------------------------------------------- DDP training, 2 ranks

@@ -262,12 +262,12 @@ def compare(
 # --- commands: recommendations (recommend, similar, batch) ---
 
 
-def _recommender(run: str):
+def _recommender(run: str, device: str = "cpu"):
     from movierec.artifacts import ArtifactError
     from movierec.recommend import Recommender
 
     try:
-        return Recommender.load(run)
+        return Recommender.load(run, device=device)
     except ArtifactError as e:
         _fail(str(e))
 
@@ -405,21 +405,30 @@ def batch(
     k: int = typer.Option(10, "--k", min=1, max=100, help="Movies per user."),
     parquet: Path | None = typer.Option(None, "--parquet", help="Also write this Parquet file."),
     chunk: int = typer.Option(2048, min=1, help="Users scored per step."),
+    device: str = typer.Option("auto", help="auto ($MOVIEREC_DEVICE, cuda, cpu), cpu, cuda."),
     devices: int = typer.Option(
-        1, "--devices", help="CPU processes scoring users in parallel; parts merged into one."
+        1, "--devices", help="Processes scoring users in parallel (GPUs 0..N-1 on cuda)."
     ),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
     """Top-K unseen movies for every user of the run, into a store that `serve` reads."""
     from movierec.recommend import write_batch
+    from movierec.train import resolve_device
 
     if devices < 1:
         _fail(f"--devices must be at least 1, got {devices}")
-    r = _recommender(run)
+    try:
+        where = resolve_device(device)
+    except ValueError as e:
+        _fail(str(e))
+    r = _recommender(run, device=str(where if where.type == "cpu" else "cuda:0"))
     meta = {"run": str(Path(run).resolve()), "model": r.run.config.model, "k": k}
-    summary = write_batch(
-        r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
-    )
+    try:
+        summary = write_batch(
+            r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
+        )
+    except ValueError as e:
+        _fail(str(e))
     typer.echo(
         f"{summary.users:,} users x top {summary.k} ({summary.rows:,} rows) in "
         f"{summary.seconds:.1f} s -> {summary.path}" + (f" and {parquet}" if parquet else "")

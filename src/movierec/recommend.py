@@ -256,6 +256,7 @@ class BatchPart:
     parquet: Path | None
     meta: dict[str, Any]
     threads: int | None = None  # torch threads in this process (None: leave as is)
+    device: str = "cpu"  # where this rank scores: "cpu" or its own "cuda:R"
 
 
 def score_part(part: BatchPart, r: Recommender | None = None, progress: bool = False) -> None:
@@ -264,7 +265,7 @@ def score_part(part: BatchPart, r: Recommender | None = None, progress: bool = F
 
     if part.threads is not None:
         torch.set_num_threads(part.threads)
-    r = Recommender.load(part.run) if r is None else r
+    r = Recommender.load(part.run, device=part.device) if r is None else r
     blocks = batch_blocks(r, part.k, part.chunk, part.users)
     if part.parquet is not None:
         blocks = write_parquet(part.parquet, blocks)
@@ -303,6 +304,9 @@ def write_batch(
     out.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     threads = max(1, (os.cpu_count() or 1) // parts)
+    on_gpu = r.run.model.device.type == "cuda"
+    if on_gpu and parts > torch.cuda.device_count():
+        raise ValueError(f"--devices {parts}: this machine has {torch.cuda.device_count()} GPU(s)")
     jobs = [
         BatchPart(
             run=str(r.run.path),
@@ -313,6 +317,7 @@ def write_batch(
             parquet=None if parquet is None else out.with_name(f".{out.name}.{tag}.part{rank}.pq"),
             meta=meta,
             threads=threads,
+            device=f"cuda:{rank}" if on_gpu else "cpu",
         )
         for rank, users in enumerate(user_ranges(len(r.users), parts))
     ]
