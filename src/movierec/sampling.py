@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 EVAL_CANDIDATES = 99
+SAMPLE_CHUNK = 1 << 22  # negatives drawn per chunk: ~100 MB of int64 temporaries, not GBs
 
 
 def seen_keys(seen: sp.csr_matrix) -> np.ndarray:
@@ -57,14 +58,19 @@ def sample_negatives(
     n_items = seen.shape[1]
     _check_room(seen, users, 1)
     keys = seen_keys(seen) if keys is None else keys
-    out = rng.integers(0, n_items, size=(users.size, n_per_user), dtype=np.int64)
-    bad = np.flatnonzero(is_seen(keys, users[:, None], out, n_items).ravel())
-    while bad.size:
-        row_users = users[bad // n_per_user]
-        redraw = rng.integers(0, n_items, size=bad.size, dtype=np.int64)
-        out.ravel()[bad] = redraw
-        bad = bad[is_seen(keys, row_users, redraw, n_items)]
-    return out.astype(np.int32)
+    out = np.empty((users.size, n_per_user), dtype=np.int32)
+    step = max(1, SAMPLE_CHUNK // max(n_per_user, 1))
+    for s in range(0, users.size, step):  # chunks bound the int64 temporaries
+        u = users[s : s + step]
+        block = rng.integers(0, n_items, size=(u.size, n_per_user), dtype=np.int64)
+        bad = np.flatnonzero(is_seen(keys, u[:, None], block, n_items).ravel())
+        while bad.size:
+            row_users = u[bad // n_per_user]
+            redraw = rng.integers(0, n_items, size=bad.size, dtype=np.int64)
+            block.ravel()[bad] = redraw
+            bad = bad[is_seen(keys, row_users, redraw, n_items)]
+        out[s : s + step] = block
+    return out
 
 
 def sample_candidates(
