@@ -7,7 +7,9 @@ Each stage is the command a user would type, run as its own process, so its peak
 own (``os.wait4``): ``prepare``; ``train`` (NeuMF f=32, ``--epochs`` epochs at batch 16,384,
 the automatic batch size of the tutorial preset at this scale; the epoch times
 come from the run's train_log.csv); ``evaluate`` (both protocols, every held-out user);
-``batch`` (every user's top 10 into a SQLite store). ``--stages`` picks a subset (a later
+``batch`` (every user's top 10 into a SQLite store); ``epoch`` (not a command: load +
+split + one epoch's training rows, the train stage's memory peak, in seconds rather than
+an epoch's half hour). ``--stages`` picks a subset (a later
 stage reuses the run directory of an earlier invocation). One JSON line per stage is
 appended to ``OUT/scale.jsonl``.
 """
@@ -23,13 +25,26 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = ("prepare", "train", "evaluate", "batch")
+STAGES = ("prepare", "train", "evaluate", "batch", "epoch")
+EPOCH = """
+import resource, sys, time, torch
+from movierec.movielens import load
+from movierec.prepare import prepare
+from movierec.split import leave_last_out
+from movierec.train import TrainRows
+ds, _ = prepare(load(sys.argv[1])[0])
+rows = TrainRows.from_split(leave_last_out(ds.interactions), torch.device("cpu"))
+t = time.perf_counter()
+users, _, _ = rows.epoch(0, 0, 4)
+print(f"{users.numel():,} rows in {time.perf_counter() - t:.1f} s")
+"""  # one training epoch's rows built after load + split: the train stage's memory peak
 
 
 def run_stage(name: str, argv: list[str], log: Path) -> dict:
-    """Run ``movierec ARGV``; wall seconds, CPU seconds and peak RSS (GiB) of that process."""
-    cmd = [sys.executable, "-m", "movierec.cli", *argv]
-    print(f"$ movierec {' '.join(argv)}", flush=True)
+    """Run ``movierec ARGV`` (or ``python -c`` for "epoch"); wall seconds, CPU seconds and
+    peak RSS (GiB) of that process."""
+    cmd = [sys.executable, *(argv if name == "epoch" else ["-m", "movierec.cli", *argv])]
+    print(f"$ {' '.join(argv)}", flush=True)
     t = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -43,7 +58,7 @@ def run_stage(name: str, argv: list[str], log: Path) -> dict:
         "wall_s": round(wall, 1),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),  # KiB on Linux
-        "command": "movierec " + " ".join(argv),
+        "command": ("python " if name == "epoch" else "movierec ") + " ".join(argv),
     }
 
 
@@ -72,6 +87,7 @@ def main() -> None:
         ],
         "evaluate": ["evaluate", str(run), "--json"],
         "batch": ["batch", str(run), "--out", str(args.out / "recs.sqlite"), "--no-progress"],
+        "epoch": ["-c", EPOCH, args.data],
     }  # fmt: skip
     for name in stages:
         row = run_stage(name, argv[name], args.out / f"{name}.log")
