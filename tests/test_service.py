@@ -255,7 +255,10 @@ def test_openapi_docs_and_web_page(client: TestClient) -> None:
         "/v1/model",
     } <= set(schema["paths"])
     assert "ErrorBody" in schema["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "http" not in docs.text  # no CDN: every URL is ours
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert client.get(asset).status_code == 200  # served here: /docs works offline
     page = client.get("/")
     assert page.status_code == 200 and "<title>movierec</title>" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]

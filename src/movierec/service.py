@@ -25,6 +25,7 @@ import numpy as np
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import (
@@ -38,6 +39,7 @@ from pydantic import (
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from movierec.store import Store
 
@@ -371,6 +373,7 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
         version="1",
         summary="Movie recommendations from a Neural Collaborative Filtering model",
         responses=ERRORS,
+        docs_url=None,  # served below from local files: nothing outside the machine is needed
     )
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     _install_error_handlers(app)
@@ -562,6 +565,18 @@ def _mount_web(app: FastAPI) -> None:
         return HTMLResponse(page, headers=headers)
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI over /openapi.json, its scripts served by this app (no CDN)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="movierec API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
 
 def limit_compute_threads(n: int = 1) -> None:
