@@ -239,9 +239,10 @@ def merge_parquet(path: str | Path, parts: Sequence[str | Path]) -> Path:
 def user_ranges(n_users: int, parts: int) -> list[range]:
     """``parts`` contiguous ranges covering ``range(n_users)`` in order; the first
     ``n_users % parts`` are one user longer."""
-    base, extra = divmod(n_users, parts)
-    bounds = np.cumsum([0] + [base + (p < extra) for p in range(parts)])
-    return [range(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    from movierec.train import piece  # the same split DDP ranks take of a step's rows
+
+    starts, sizes = piece(n_users, parts, np.arange(parts))
+    return [range(int(a), int(a + n)) for a, n in zip(starts, sizes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ def write_batch(
     """Every user's top-k into the store ``out`` (and ``parquet``), scored by ``devices``
     processes (see the module docstring); returns the ``store.StoreSummary``."""
     from movierec.store import merge_stores, write_store_chunks
+    from movierec.train import available_cores, threads_per_rank
 
     if devices < 1:
         raise ValueError(f"--devices must be at least 1, got {devices}")
@@ -303,7 +305,7 @@ def write_batch(
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    threads = max(1, (os.cpu_count() or 1) // parts)
+    threads = threads_per_rank(available_cores(), parts)
     on_gpu = r.run.model.device.type == "cuda"
     if on_gpu and parts > torch.cuda.device_count():
         raise ValueError(f"--devices {parts}: this machine has {torch.cuda.device_count()} GPU(s)")

@@ -282,7 +282,7 @@ def threads_per_rank(cores: int, local_world_size: int) -> int:
     return max(1, cores // max(1, local_world_size))
 
 
-def _cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -574,7 +574,7 @@ class NCFModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         if self.world > 1 and self.device.type == "cpu":
-            torch.set_num_threads(threads_per_rank(_cores(), self.trainer.num_devices))
+            torch.set_num_threads(threads_per_rank(available_cores(), self.trainer.num_devices))
 
     def on_fit_start(self) -> None:
         if self.fresh and self.run_dir is not None and self.trainer.is_global_zero:
