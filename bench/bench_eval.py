@@ -9,7 +9,8 @@ seed; the split is fixed), then reports validation and test figures on both prot
 mean ± std over seeds, plus the library-default settings of BPR and iALS for reference.
 ``full-timing`` times ``evaluate_full`` (and ``evaluate_sampled``) with a random-embedding
 dot-product scorer at ML-25M-filtered scale, to show full ranking is practical on a CPU.
-``score-speed`` times whole-catalogue scoring of the tutorial and NeuMF towers per tile size.
+``score-speed`` times whole-catalogue scoring of the tutorial and NeuMF towers: the fused
+CPU kernel and the torch path per tile size.
 """
 
 from __future__ import annotations
@@ -127,26 +128,33 @@ def run_full_timing(args: argparse.Namespace) -> None:
 
 
 def run_score_speed(args: argparse.Namespace) -> None:
-    """Whole-catalogue scoring speed of the NCF towers (random weights), per tile size."""
+    """Whole-catalogue scoring speed of the NCF towers (random weights): the fused CPU
+    kernel (movierec.fused) and the torch path per tile size."""
+    from movierec import fused
     from movierec.models import ModelConfig, build_model
 
     shapes = {
         "tutorial": dict(factors=8, layers=(64, 32), n_items=20_613),  # 2010+ workload
         "neumf": dict(factors=32, mlp_factors=64, layers=(64, 32), n_items=62_423),  # ML-25M
     }
+    lanes = fused.LANES
+    paths = ([f"fused ({lanes} lanes)"] if lanes else []) + [f"tile {t:,}" for t in args.tiles]
     torch.manual_seed(0)
     users = torch.arange(args.users)
     for kind, shape in shapes.items():
         config = ModelConfig(kind, args.users, **shape)
         model = build_model(config).eval()
-        for tile in args.tiles:
-            model.score_all(users[:4], chunk_rows=tile)  # warm up
-            t0 = time.perf_counter()
-            model.score_all(users, chunk_rows=tile)
-            dt = time.perf_counter() - t0
-            pairs = args.users * config.n_items
-            rate = pairs / dt / 1e6
-            print(f"{kind:>8} ({config.n_items:,} items), tile {tile:>6,}: {rate:5.1f}M pairs/s")
+        for path, tile in zip(paths, ([None] if lanes else []) + args.tiles):
+            fused.LANES = lanes if tile is None else 0
+            tile = tile or 1 << 13
+            with torch.inference_mode():
+                model.score_all(users[:4], chunk_rows=tile)  # warm up
+                t0 = time.perf_counter()
+                model.score_all(users, chunk_rows=tile)
+                dt = time.perf_counter() - t0
+            rate = args.users * config.n_items / dt / 1e6
+            print(f"{kind:>8} ({config.n_items:,} items), {path:>16}: {rate:5.1f}M pairs/s")
+    fused.LANES = lanes
 
 
 def _pm(v: tuple[float, float], digits: int = 3) -> str:

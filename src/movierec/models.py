@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from movierec import fused
 from movierec.history import HistoryModel
 
 CHUNK_ROWS = 1 << 13  # (user, item) pairs per chunk on a CPU: 2 MB at width 64, fits L2
@@ -132,17 +133,24 @@ class Tower(nn.Module):
         return self.rest(self.user_part(users) + self.item_part(items))
 
     @torch.no_grad()
-    def dot_all(self, users: torch.Tensor, w: torch.Tensor, chunk_rows: int) -> torch.Tensor:
-        """``tower(u, i) @ w`` for every item: ``(B, n_items)``. Inference only (no dropout).
+    def dot_all(
+        self, users: torch.Tensor, w: torch.Tensor, chunk_rows: int, out: torch.Tensor
+    ) -> torch.Tensor:
+        """Adds ``tower(u, i) @ w`` for every item into ``out`` (B, n_items). Inference only.
 
-        Pairs go in tiles of at most ``chunk_rows``: a slice of the items against one user
-        (several users when the whole catalogue fits a tile). On a CPU a tile of ~8k pairs
-        keeps every layer's activations in the L2 cache, ~1.7x faster than whole-catalogue
-        chunks (bench/RESULTS.md). The second layer's bias rides in the first layer's output
-        as an extra column (0 for users, 1 for items, so relu leaves it 1), which saves a
-        pass over every tile; each layer writes into a buffer allocated once.
+        On a CPU with the fused kernel (``movierec.fused``) a tower of two layers runs there.
+        Otherwise pairs go in tiles of at most ``chunk_rows``: a slice of the items against
+        one user (several users when the whole catalogue fits a tile). On a CPU a tile of
+        ~8k pairs keeps every layer's activations in the L2 cache, ~1.7x faster than
+        whole-catalogue chunks (bench/RESULTS.md). The second layer's bias rides in the
+        first layer's output as an extra column (0 for users, 1 for items, so relu leaves
+        it 1), which saves a pass over every tile; each layer writes into a buffer
+        allocated once.
         """
         hu, hi = self.user_part(users), self.item_part()
+        if len(self.linears) == 2 and out.device.type == "cpu" and fused.available():
+            second = self.linears[1]
+            return fused.tower2_into(out, hu, hi, second.weight, second.bias, w)
         n_users, n_items = hu.shape[0], hi.shape[0]
         weights: list[torch.Tensor] = [lin.weight.T.contiguous() for lin in self.linears[1:]]
         biases: list[torch.Tensor | None] = [lin.bias for lin in self.linears[1:]]
@@ -150,7 +158,6 @@ class Tower(nn.Module):
             hu, hi = F.pad(hu, (0, 1)), F.pad(hi, (0, 1), value=1.0)
             weights[0] = torch.cat([weights[0], biases[0][None, :]])
             biases[0] = None
-        out = hu.new_empty((n_users, n_items))
         tile_items = min(n_items, chunk_rows)
         tile_users = max(1, chunk_rows // n_items)
         rows_max = tile_users * tile_items
@@ -169,7 +176,7 @@ class Tower(nn.Module):
                     if bias is not None:
                         h.add_(bias)
                     h.clamp_min_(0)
-                out[s : s + nu, j : j + ni] = (h @ w).view(nu, ni)
+                out[s : s + nu, j : j + ni] += (h @ w).view(nu, ni)
         return out
 
 
@@ -226,7 +233,8 @@ class MLP(nn.Module):
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
-        return self.tower.dot_all(users, self.predict.weight[0], chunk_rows) + self.predict.bias
+        out = self.predict.bias.expand(len(users), self.n_items).contiguous()
+        return self.tower.dot_all(users, self.predict.weight[0], chunk_rows, out)
 
 
 class NeuMF(nn.Module):
@@ -289,8 +297,8 @@ class NeuMF(nn.Module):
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
         f = self.mf.user.embedding_dim
         w = self.predict.weight[0]
-        mf = self.mf.dot_all(users, w[:f])
-        return mf + self.tower.dot_all(users, w[f:], chunk_rows) + self.predict.bias
+        out = self.mf.dot_all(users, w[:f]).add_(self.predict.bias)
+        return self.tower.dot_all(users, w[f:], chunk_rows, out)
 
 
 MODELS = {

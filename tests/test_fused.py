@@ -1,0 +1,114 @@
+"""The fused CPU tower kernel (movierec._tower) against the torch path it replaces."""
+
+import platform
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from movierec import fused
+from movierec.models import ModelConfig, build_model
+
+needs_kernel = pytest.mark.skipif(not fused.available(), reason="no fused kernel on this CPU")
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return flag in f.read().split()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not (sys.platform == "linux" and platform.machine() == "x86_64" and _cpu_has("avx2")),
+    reason="the kernel is only promised on x86-64 Linux with AVX2",
+)
+def test_kernel_is_built_where_promised():
+    # the extension is optional at install time: this catches a build that silently failed
+    assert fused.available()
+    assert fused.LANES in (8, 16)
+
+
+def _reference(hu, hi, weight, bias, w):
+    h = torch.relu(hu[:, None, :] + hi[None, :, :])
+    return torch.relu(h @ weight.T + bias) @ w
+
+
+def _lane_widths():
+    return [x for x in (8, 16) if x <= fused.LANES]
+
+
+@needs_kernel
+@pytest.mark.parametrize("lanes", _lane_widths())
+@pytest.mark.parametrize(
+    "n_users,n_items,h1,h2,threads",
+    [
+        (1, 1, 1, 1, 1),
+        (1, 37, 5, 3, 3),
+        (7, 100, 16, 17, 2),
+        (40, 1029, 64, 32, 3),
+        (2, 16, 9, 8, 4),
+    ],
+)
+def test_kernel_matches_torch(lanes, n_users, n_items, h1, h2, threads):
+    g = torch.Generator().manual_seed(n_items)
+    hu, hi = torch.randn(n_users, h1, generator=g), torch.randn(n_items, h1, generator=g)
+    weight, bias = torch.randn(h2, h1, generator=g), torch.randn(h2, generator=g)
+    w = torch.randn(h2, generator=g)
+    start = torch.randn(n_users, n_items, generator=g)
+    out = fused.tower2_into(start.clone(), hu, hi, weight, bias, w, threads=threads, lanes=lanes)
+    expected = start + _reference(hu, hi, weight, bias, w)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "kind,layers",
+    [("tutorial", (64, 32)), ("neumf", (64, 32)), ("mlp", (12, 5)), ("mlp", (8, 4, 2))],
+)
+def test_models_score_the_same_with_and_without_kernel(kind, layers, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind, 9, 203, factors=8, layers=layers)).eval()
+    for p in model.parameters():  # far from init, so that relu cuts matter
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    users = torch.tensor([0, 3, 8])
+    with torch.inference_mode():
+        with_kernel = model.score_all(users)
+        monkeypatch.setattr(fused, "LANES", 0)
+        without = model.score_all(users)
+        pairs = model(users[:, None], torch.arange(203)[None, :].expand(3, -1))
+    torch.testing.assert_close(with_kernel, without, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(with_kernel, pairs, rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_bad_shapes_are_refused():
+    hu, hi = torch.zeros(2, 4), torch.zeros(5, 4)
+    weight, bias, w = torch.zeros(3, 4), torch.zeros(3), torch.zeros(3)
+    with pytest.raises(ValueError, match="shape"):
+        fused.tower2_into(torch.zeros(2, 6), hu, hi, weight, bias, w)
+    with pytest.raises(ValueError, match="contiguous float32"):
+        fused.tower2_into(torch.zeros(5, 2).T, hu, hi, weight, bias, w)
+    with pytest.raises(ValueError, match="lanes"):
+        fused.tower2_into(torch.zeros(2, 5), hu, hi, weight, bias, w, lanes=4)
+    a = np.zeros((2, 4), np.float32)
+    small = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="needs"):  # a buffer too short is never read past
+        fused._tower.tower2(
+            fused.LANES,
+            0,
+            2,
+            0,
+            5,
+            5,
+            4,
+            fused.LANES,
+            a,
+            small,
+            small,
+            small,
+            small,
+            np.zeros((2, 5), np.float32),
+        )
