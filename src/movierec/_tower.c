@@ -19,19 +19,20 @@
 
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define HAVE_KERNELS 1
+#include <immintrin.h>
 
 #define ITEMS_PER_SWEEP 1024 /* item blocks stay in L2 while a sweep runs over the users */
 
-#define KERNEL(NAME, TARGET, L)                                                               \
-    typedef float NAME##_vf __attribute__((vector_size(L * sizeof(float)), aligned(4)));     \
-    typedef int NAME##_vi __attribute__((vector_size(L * sizeof(int)), aligned(4)));         \
+#define KERNEL(NAME, TARGET, L, MAX)                                                               \
+    typedef float NAME##_vf                                                                   \
+        __attribute__((vector_size(L * sizeof(float)), aligned(4), may_alias));               \
     __attribute__((target(TARGET))) static void NAME(                                         \
         Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n,             \
         Py_ssize_t h1, Py_ssize_t h2, const float *a, const float *bp, const float *w2,       \
         const float *c2, const float *w, float *out)                                          \
     {                                                                                         \
         typedef NAME##_vf vf;                                                                 \
-        typedef NAME##_vi vi;                                                                 \
+        const vf zero = {0};                                                                  \
         for (Py_ssize_t s0 = i0; s0 < i1; s0 += ITEMS_PER_SWEEP) {                            \
             Py_ssize_t s1 = s0 + ITEMS_PER_SWEEP < i1 ? s0 + ITEMS_PER_SWEEP : i1;            \
             for (Py_ssize_t u = u0; u < u1; u++) {                                            \
@@ -46,15 +47,12 @@
                         const float *bk = bp + i * h1;                                        \
                         const float *wk = w2 + j0;                                            \
                         for (Py_ssize_t k = 0; k < h1; k++, bk += L, wk += h2) {              \
-                            vf h;                                                             \
-                            memcpy(&h, bk, sizeof h);                                         \
-                            h += au[k];                                                       \
-                            h = (vf)((vi)h & (h > 0));                                        \
+                            vf h = (vf)MAX(*(const vf *)bk + au[k], zero);                    \
                             _Pragma("GCC unroll 16") for (int j = 0; j < L; j++) z[j] +=      \
                                 h * wk[j];                                                    \
                         }                                                                     \
                         _Pragma("GCC unroll 16") for (int j = 0; j < L; j++) s +=             \
-                            (vf)((vi)z[j] & (z[j] > 0)) * w[j0 + j];                          \
+                            (vf)MAX(z[j], zero) * w[j0 + j];                                  \
                     }                                                                         \
                     float tmp[L];                                                             \
                     Py_ssize_t m = n - i < L ? n - i : L;                                     \
@@ -65,8 +63,8 @@
         }                                                                                     \
     }
 
-KERNEL(tower2_avx512, "avx512f,fma", 16)
-KERNEL(tower2_avx2, "avx2,fma", 8)
+KERNEL(tower2_avx512, "avx512f,fma", 16, _mm512_max_ps)
+KERNEL(tower2_avx2, "avx2,fma", 8, _mm256_max_ps)
 
 typedef void (*kernel_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
                           Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
