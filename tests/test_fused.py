@@ -93,22 +93,26 @@ def test_bad_shapes_are_refused():
         fused.tower2_into(torch.zeros(5, 2).T, hu, hi, weight, bias, w)
     with pytest.raises(ValueError, match="lanes"):
         fused.tower2_into(torch.zeros(2, 5), hu, hi, weight, bias, w, lanes=4)
-    a = np.zeros((2, 4), np.float32)
-    small = np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match="needs"):  # a buffer too short is never read past
-        fused._tower.tower2(
-            fused.LANES,
-            0,
-            2,
-            0,
-            5,
-            5,
-            4,
-            fused.LANES,
-            a,
-            small,
-            small,
-            small,
-            small,
-            np.zeros((2, 5), np.float32),
+    lanes = fused.LANES
+    a, small = np.zeros((2, lanes), np.float32), np.zeros(2 * lanes, np.float32)
+    dims = (lanes, 0, 2, 0, 5, 5, lanes, 2 * lanes)  # lanes, users 0-2, items 0-5 of 5, h1, h2
+    with pytest.raises(ValueError, match="b holds"):  # a buffer too short is never read past
+        fused._tower.tower2(*dims, a, small, small, small, small, np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="bad ranges"):
+        fused._tower.tower2(*dims[:6], 3, *dims[7:], a, a, a, a, a, np.zeros((2, 5), np.float32))
+
+
+@needs_kernel
+def test_first_layer_wider_than_the_kernel_takes_uses_torch():
+    wide = fused.MAX_H1 + 1
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("mlp", 2, 40, factors=4, layers=(wide, 3))).eval()
+    with torch.inference_mode():
+        scores = model.score_all(torch.tensor([0, 1]))
+        pairs = model(torch.tensor([[0], [1]]), torch.arange(40)[None, :].expand(2, -1))
+    torch.testing.assert_close(scores, pairs, rtol=1e-5, atol=1e-6)
+    hu, hi = torch.zeros(1, wide), torch.zeros(3, wide)
+    with pytest.raises(RuntimeError, match="first layer"):
+        fused.tower2_into(
+            torch.zeros(1, 3), hu, hi, torch.zeros(2, wide), torch.zeros(2), torch.zeros(2)
         )

@@ -148,7 +148,7 @@ class Tower(nn.Module):
         allocated once.
         """
         hu, hi = self.user_part(users), self.item_part()
-        if len(self.linears) == 2 and out.device.type == "cpu" and fused.available():
+        if len(self.linears) == 2 and out.device.type == "cpu" and fused.available(hu.shape[1]):
             second = self.linears[1]
             return fused.tower2_into(out, hu, hi, second.weight, second.bias, w)
         n_users, n_items = hu.shape[0], hi.shape[0]
