@@ -2,7 +2,7 @@
 
     python bench/bench_eval.py leaderboard --seeds 0 1 2 [--json OUT.json]
     python bench/bench_eval.py full-timing [--users 161900 --items 20482 --factors 64]
-    python bench/bench_eval.py score-speed [--users 512 --tiles 8192 65536]
+    python bench/bench_eval.py score-speed [--users 512 --tiles 8192 65536 --threads 1]
 
 ``leaderboard`` tunes every peer on validation under each seed (model seed and candidate
 seed; the split is fixed), then reports validation and test figures on both protocols as
@@ -137,6 +137,8 @@ def run_score_speed(args: argparse.Namespace) -> None:
         "tutorial": dict(factors=8, layers=(64, 32), n_items=20_613),  # 2010+ workload
         "neumf": dict(factors=32, mlp_factors=64, layers=(64, 32), n_items=62_423),  # ML-25M
     }
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the fused kernel runs as many threads
     lanes = fused.LANES
     paths = ([f"fused ({lanes} lanes)"] if lanes else []) + [f"tile {t:,}" for t in args.tiles]
     torch.manual_seed(0)
@@ -198,6 +200,7 @@ def main() -> None:
     sp = sub.add_parser("score-speed")
     sp.add_argument("--users", type=int, default=512)
     sp.add_argument("--tiles", type=int, nargs="+", default=[1 << 13, 1 << 16])
+    sp.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     args = ap.parse_args()
     commands = {"leaderboard": run_leaderboard, "full-timing": run_full_timing}
     commands["score-speed"] = run_score_speed

@@ -4,12 +4,15 @@
     python bench/bench_train.py batches --data data/synth-1 --min-year 2010 \\
         --runs 512:1e-3 16384:4e-3
     python bench/bench_train.py plain --data data/synth-1 --min-year 2010 --batch 16384
+    python bench/bench_train.py plain --data data/synth-1 --min-year 0 --model neumf \\
+        --batch 16384 --steps 40 --profile [--keep-freed-memory]
 
 ``pipeline``: the whole job timed stage by stage: load + prepare + split, ``fit`` (the
 tutorial preset unless overridden), then test evaluation on both protocols (the full
 protocol on ``--full-users`` random held-out users, all when 0).
 ``batches``: one ``fit`` per ``BATCH:LR`` with validation HR@10 after every epoch.
-``plain``: the same epoch through a bare torch loop (no Lightning), to price its overhead.
+``plain``: the same epoch through a bare torch loop (no Lightning), to price its overhead;
+``--steps N`` times only the first N steps, ``--profile`` prints where a step's time goes.
 Every result is printed and, with ``--json PATH``, appended there as one JSON line.
 """
 
@@ -33,7 +36,7 @@ from movierec.evaluate import evaluate_full, evaluate_sampled, holdout
 from movierec.models import build_model
 from movierec.prepare import prepare
 from movierec.split import Split, leave_last_out
-from movierec.train import TrainConfig, TrainRows, fit, resolve_device
+from movierec.train import TrainConfig, TrainRows, fit, keep_freed_memory, resolve_device
 
 
 def load_split(args: argparse.Namespace) -> tuple[Split, dict[str, float]]:
@@ -151,26 +154,41 @@ def cmd_plain(args: argparse.Namespace) -> dict:
     t = time.perf_counter()
     users, items, labels = rows.epoch(config.seed, 0, config.negatives)
     sample_s = time.perf_counter() - t
-    bs, cpu, t = config.batch_size, time.process_time(), time.perf_counter()
-    for s in range(0, users.numel(), bs):
+    bs = config.batch_size
+    n_rows = min(users.numel(), args.steps * bs) if args.steps else users.numel()
+
+    def step(s: int) -> None:
         logits = model(users[s : s + bs], items[s : s + bs])
         loss = F.binary_cross_entropy_with_logits(logits, labels[s : s + bs])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    if args.keep_freed_memory:
+        keep_freed_memory(True)
+    if args.profile:  # where a step's time goes: 10 steps after 3 warm-up steps
+        from torch.profiler import ProfilerActivity, profile
+
+        for s in range(0, 3 * bs, bs):
+            step(s)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for s in range(3 * bs, 13 * bs, bs):
+                step(s)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    cpu, t = time.process_time(), time.perf_counter()
+    for s in range(0, n_rows, bs):
+        step(s)
     if device.type == "cuda":
         torch.cuda.synchronize()
     train_s = time.perf_counter() - t
-    print(
-        f"{users.numel() / (time.process_time() - cpu) / 1e3:,.0f}k rows per CPU-s", file=sys.stderr
-    )
+    print(f"{n_rows / (time.process_time() - cpu) / 1e3:,.0f}k rows per CPU-s", file=sys.stderr)
     out = {
         "batch_size": bs,
-        "rows": users.numel(),
+        "rows": n_rows,
         "sample_s": sample_s,
         "train_s": train_s,
         "train_cpu_s": time.process_time() - cpu,
-        "rows_per_s": users.numel() / train_s,
+        "rows_per_s": n_rows / train_s,
     }
     print(json.dumps(out), file=sys.stderr)
     return out
@@ -191,6 +209,11 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", default=["512:1e-3", "16384:4e-3"], help="BATCH:LR")
     p.add_argument("--full-users", type=int, default=0, help="full protocol on N users (0: all)")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--steps", type=int, help="plain: time only the first N steps")
+    p.add_argument("--profile", action="store_true", help="plain: torch.profiler over 10 steps")
+    p.add_argument(
+        "--keep-freed-memory", action="store_true", help="plain: train.keep_freed_memory()"
+    )
     p.add_argument("--json", help="append the result as one JSON line to this file")
     args = p.parse_args()
     if args.threads:

@@ -8,7 +8,8 @@ pushing ``B * n_items`` rows through the parts of the network that factorise:
 - GMF is one matrix product.
 - The MLP tower's first layer acts on ``concat(user, item)``, so it splits into a user half
   and an item half, each computed once; the layers after the first ReLU still see
-  ``B * n_items`` rows, which run in tiles of at most ``chunk_rows`` pairs.
+  ``B * n_items`` rows: on a CPU a two-layer tower runs in the fused C kernel
+  (``movierec.fused``), otherwise in tiles of at most ``chunk_rows`` pairs.
 - NeuMF adds the two.
 
 A new model type is one module class with ``from_config`` + an entry in ``MODELS``.
@@ -148,7 +149,8 @@ class Tower(nn.Module):
         allocated once.
         """
         hu, hi = self.user_part(users), self.item_part()
-        if len(self.linears) == 2 and out.device.type == "cpu" and fused.available(hu.shape[1]):
+        on_cpu = out.device.type == "cpu" and out.dtype == torch.float32
+        if len(self.linears) == 2 and on_cpu and fused.available(hu.shape[1]):
             second = self.linears[1]
             return fused.tower2_into(out, hu, hi, second.weight, second.bias, w)
         n_users, n_items = hu.shape[0], hi.shape[0]

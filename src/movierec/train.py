@@ -39,11 +39,14 @@ the run directory on a file system every node sees.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import dataclasses
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -204,6 +207,53 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} requested but CUDA is not available")
     return device
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's malloc.h, and its defaults:
+_TRIM_THRESHOLD_DEFAULT, _MMAP_MAX_DEFAULT = 128 * 1024, 65536
+_keeping_freed_memory = False
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        return None
+
+
+def keep_freed_memory(on: bool = True) -> None:
+    """While training on glibc (Linux): large blocks come from the heap and freed memory
+    stays with the process; ``on=False`` restores glibc's defaults.
+
+    By default glibc maps every block above 32 MiB afresh and unmaps it when freed. Each
+    step's dense embedding gradients are such blocks at ML-25M scale (NeuMF f=32: 86 MB a
+    step), so every step page-faulted them in again: ~20% of a step (bench/RESULTS.md).
+    The epoch's gigabyte-sized arrays are still mapped (``mapped_large_blocks``), so they
+    go back to the system when freed. Elsewhere: no-op.
+    """
+    global _keeping_freed_memory
+    mallopt = _mallopt()
+    if mallopt is None:
+        return
+    mallopt(_M_MMAP_MAX, 0 if on else _MMAP_MAX_DEFAULT)
+    mallopt(_M_TRIM_THRESHOLD, 2**31 - 1 if on else _TRIM_THRESHOLD_DEFAULT)
+    _keeping_freed_memory = on
+
+
+@contextlib.contextmanager
+def mapped_large_blocks() -> Iterator[None]:
+    """Within: glibc's default for large blocks (mapped, returned when freed)."""
+    mallopt = _mallopt() if _keeping_freed_memory else None
+    if mallopt is None:
+        yield
+        return
+    mallopt(_M_MMAP_MAX, _MMAP_MAX_DEFAULT)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_MAX, 0)
 
 
 @dataclass(frozen=True)
@@ -606,14 +656,20 @@ class NCFModule(L.LightningModule):
 
     def _make_epoch(self) -> tuple[torch.Tensor, ...]:
         c = self.config
-        if self.shard is None:
-            return self.rows.epoch(c.seed, self.current_epoch, c.negatives)
-        index = self.shard.index
-        return self.rows.epoch(
-            c.seed, self.current_epoch, c.negatives, index=index, device=self.device
-        )
+        index = None if self.shard is None else self.shard.index
+        device = None if self.shard is None else self.device
+        with mapped_large_blocks():  # gigabytes, freed at the epoch's end: back to the system
+            return self.rows.epoch(
+                c.seed, self.current_epoch, c.negatives, index=index, device=device
+            )
 
     # -- training
+    def on_train_start(self) -> None:
+        keep_freed_memory(True)  # after the rows and validation sets are built
+
+    def on_train_end(self) -> None:
+        keep_freed_memory(False)
+
     def on_train_epoch_start(self) -> None:
         self.stats = EpochStats(self.device)
 
