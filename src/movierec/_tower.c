@@ -160,7 +160,7 @@ static PyObject *tower2(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"lanes", lanes, METH_NOARGS, "Items per vector on this CPU; 0: no fused kernel."},
+    {"lanes", lanes, METH_NOARGS, "Floats per vector on this CPU; 0: no fused kernel."},
     {"tower2", tower2, METH_VARARGS, "Fused two-layer tower scores, added into out."},
     {NULL, NULL, 0, NULL},
 };

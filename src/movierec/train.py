@@ -225,11 +225,12 @@ def _mallopt() -> Callable[[int, int], int] | None:
 
 def keep_freed_memory(on: bool = True) -> None:
     """While training on glibc (Linux): large blocks come from the heap and freed memory
-    stays with the process; ``on=False`` restores glibc's defaults.
+    stays with the process; ``on=False`` puts back glibc's default values (its dynamic
+    mmap threshold stays off once any of them has been set).
 
     By default glibc maps every block above 32 MiB afresh and unmaps it when freed. Each
     step's dense embedding gradients are such blocks at ML-25M scale (NeuMF f=32: 86 MB a
-    step), so every step page-faulted them in again: ~20% of a step (bench/RESULTS.md).
+    step), so every step page-faulted them in again: a fifth of a step (bench/RESULTS.md).
     The epoch's gigabyte-sized arrays are still mapped (``mapped_large_blocks``), so they
     go back to the system when freed. Elsewhere: no-op.
     """
