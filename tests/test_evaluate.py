@@ -13,6 +13,7 @@ from _eval_fixtures import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movierec import fused
 from movierec.evaluate import (
     Metrics,
     Scorer,
@@ -22,6 +23,7 @@ from movierec.evaluate import (
     holdout,
 )
 from movierec.metrics import hit_rate, ndcg
+from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.sampling import seen_keys
 
 
@@ -176,3 +178,48 @@ def test_sampled_invariant_to_candidate_order_and_batch(seed, batch):
     a = evaluate_sampled(scorer, h.users, h.targets, h.candidates)
     b = evaluate_sampled(scorer, h.users, h.targets, h.candidates[:, perm], batch=batch)
     assert a == b
+
+
+class _ExactOnly:
+    """A scorer's exact methods alone (no ``bounded_scorer``)."""
+
+    def __init__(self, inner):
+        self.inner, self.n_users, self.n_items = inner, inner.n_users, inner.n_items
+
+    def score(self, users, items):
+        return self.inner.score(users, items)
+
+    def score_all(self, users):
+        return self.inner.score_all(users)
+
+
+@pytest.mark.skipif(not fused.available(), reason="no fused kernel on this CPU")
+@pytest.mark.parametrize("kind", ["tutorial", "neumf"])
+@pytest.mark.parametrize("q_h1", [fused.Q_H1, 2])  # 2: a coarse grid, most items rescored
+def test_screened_full_ranking_equals_exact(split, kind, q_h1, monkeypatch):
+    torch.manual_seed(0)
+    config = ModelConfig(kind, split.n_users, split.n_items, factors=8, layers=(16, 8))
+    model = build_model(config)
+    for p in model.parameters():  # far from init, so that relu cuts matter
+        torch.nn.init.normal_(p, 0.0, 0.5)
+    monkeypatch.setattr(fused, "Q_H1", q_h1)
+    scorer = TorchScorer(model)
+    assert scorer.bounded_scorer() is not None
+    args = (split.test.users, split.test.items, split.seen_before_test())
+    assert evaluate_full(scorer, *args, batch=7) == evaluate_full(_ExactOnly(scorer), *args)
+
+
+def test_screened_full_ranking_counts_exact_ties(split):
+    # a model whose every score is the same: ties settle in the band, like the exact path
+    config = ModelConfig("tutorial", split.n_users, split.n_items, factors=4, layers=(8, 4))
+    model = build_model(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    scorer = TorchScorer(model)
+    args = (split.test.users, split.test.items, split.seen_before_test())
+    got, exact = evaluate_full(scorer, *args), evaluate_full(_ExactOnly(scorer), *args)
+    del got["coverage@10"], exact["coverage@10"]  # which of the tied items: arbitrary
+    assert got == exact
+    unseen = split.n_items - np.diff(split.seen_before_test().indptr)
+    assert got["hr@10"] == pytest.approx(np.mean(10 / unseen))

@@ -116,3 +116,50 @@ def test_first_layer_wider_than_the_kernel_takes_uses_torch():
         fused.tower2_into(
             torch.zeros(1, 3), hu, hi, torch.zeros(2, wide), torch.zeros(2), torch.zeros(2)
         )
+
+
+def _quantized(hu, hi, weight, bias, w, lanes):
+    arrays = [x.numpy() for x in (hu.abs().amax(0), hi, weight, bias, w)]
+    return fused.quantize_tower2(*arrays, lanes=lanes)
+
+
+@needs_kernel
+@pytest.mark.parametrize("lanes", _lane_widths())
+@pytest.mark.parametrize("vnni", [True, False])
+@pytest.mark.parametrize(
+    "n_users,n_items,h1,h2,scale",
+    [(1, 1, 1, 1, 1.0), (5, 37, 20, 10, 1.0), (13, 300, 64, 32, 1.0), (3, 50, 256, 16, 50.0)],
+)
+def test_integer_kernel_stays_within_its_bound(lanes, vnni, n_users, n_items, h1, h2, scale):
+    g = torch.Generator().manual_seed(h1 + n_items)
+    hu, hi = scale * torch.randn(n_users, h1, generator=g), torch.randn(n_items, h1, generator=g)
+    weight, bias = scale * torch.randn(h2, h1, generator=g), torch.randn(h2, generator=g)
+    w = torch.randn(h2, generator=g)
+    q = _quantized(hu, hi, weight, bias, w, lanes)
+    out = torch.full((n_users, n_items), 2.0)
+    err_users = fused.tower2q_into(out, q, hu, threads=2, vnni=vnni)
+    exact = 2.0 + _reference(*(x.double() for x in (hu, hi, weight, bias, w)))
+    bound = err_users[:, None] + q.err_items[None, :]
+    assert (np.abs(out.double().numpy() - exact.numpy()) <= bound).all()
+    # and the bound is a useful one: a small fraction of the scores
+    assert bound.max() < 0.05 * (exact.abs().max().item() + 1.0)
+
+
+@needs_kernel
+def test_integer_kernel_saturates_nothing_at_its_extremes():
+    # every first activation at its largest, every weight at its largest: no 32-bit overflow
+    h1, h2 = 256, 32
+    hu, hi = torch.ones(2, h1), torch.ones(3, h1)
+    weight, bias, w = torch.ones(h2, h1), torch.zeros(h2), torch.ones(h2)
+    q = _quantized(hu, hi, weight, bias, w, fused.LANES)
+    out = torch.zeros(2, 3)
+    err_users = fused.tower2q_into(out, q, hu)
+    assert np.allclose(out.numpy(), 2.0 * h1 * h2, rtol=0, atol=err_users.max() + q.err_items.max())
+
+
+@needs_kernel
+def test_integer_kernel_refuses_users_beyond_its_range():
+    hu, hi = torch.ones(2, 8), torch.ones(3, 8)
+    q = _quantized(hu, hi, torch.ones(4, 8), torch.zeros(4), torch.ones(4), fused.LANES)
+    with pytest.raises(ValueError, match="exceeds the range"):
+        fused.tower2q_into(torch.zeros(2, 3), q, 2 * hu)

@@ -16,6 +16,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 #define MAX_H1 256          /* widest first layer taken (the activation buffer's size) */
 #define ITEMS_PER_SWEEP 960 /* item rows stay in L2 while a sweep runs over the users */
@@ -89,6 +91,105 @@ static inline __attribute__((target("avx2,fma"))) float hsum256(__m256 v)
 KERNEL(tower2_avx512, "avx512f,fma", 16, 12, _mm512_max_ps, _mm512_reduce_add_ps)
 KERNEL(tower2_avx2, "avx2,fma", 8, 6, _mm256_max_ps, hsum256)
 
+/* The same tower on 16-bit integers, for screening: a and b quantized on one scale per
+ * first-layer unit (so their sum needs no rescaling), w2 on one scale per second-layer
+ * unit, stored as pairs of units k, k+1 side by side (one 32-bit lane), so one multiply-add
+ * of 16-bit pairs (VNNI's vpdpwssd, or vpmaddwd + vpaddd) does two of the fp32 kernel's
+ * multiply-adds. The caller keeps every sum inside 32 bits and knows the error bound. */
+#define KERNEL_Q(NAME, TARGET, L, TILE, VI, LOADI, ADD16, MAX16, ZEROI, DP, SET1, CVT, FMA,  \
+                 MAXPS, ZEROPS, MULPS, LOADPS, HSUM)                                         \
+    __attribute__((target(TARGET))) static void NAME(                                         \
+        Py_ssize_t u0, Py_ssize_t u1, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t n,             \
+        Py_ssize_t h1, Py_ssize_t h2, const int16_t *a, const int16_t *b, const int16_t *w2,  \
+        const float *scale, const float *c2, const float *w, float *out)                      \
+    {                                                                                         \
+        int16_t hbuf[TILE * MAX_H1] __attribute__((aligned(64)));                             \
+        const Py_ssize_t per = 2 * L; /* 16-bit values per vector */                          \
+        for (Py_ssize_t s0 = i0; s0 < i1; s0 += 2 * ITEMS_PER_SWEEP) {                        \
+            Py_ssize_t s1 = s0 + 2 * ITEMS_PER_SWEEP < i1 ? s0 + 2 * ITEMS_PER_SWEEP : i1;    \
+            for (Py_ssize_t u = u0; u < u1; u++) {                                            \
+                const int16_t *au = a + u * h1;                                               \
+                for (Py_ssize_t i = s0; i < s1; i += TILE) {                                  \
+                    Py_ssize_t live = s1 - i < TILE ? s1 - i : TILE;                          \
+                    for (Py_ssize_t m = 0; m < TILE; m++) { /* first layer, into L1 */        \
+                        VI *hm = (VI *)(hbuf + m * h1);                                       \
+                        const int16_t *bm = b + (i + (m < live ? m : 0)) * h1;                \
+                        for (Py_ssize_t k = 0; k < h1; k += per)                              \
+                            hm[k / per] =                                                     \
+                                MAX16(ADD16(LOADI(bm + k), LOADI(au + k)), ZEROI());          \
+                    }                                                                         \
+                    float score[TILE] = {0};                                                  \
+                    for (Py_ssize_t j0 = 0; j0 < h2; j0 += 2 * L) {                           \
+                        VI z0[TILE], z1[TILE];                                                \
+                        _Pragma("GCC unroll 16") for (int m = 0; m < TILE; m++) {             \
+                            z0[m] = ZEROI();                                                  \
+                            z1[m] = ZEROI();                                                  \
+                        }                                                                     \
+                        const int16_t *wk = w2 + 2 * j0;                                      \
+                        for (Py_ssize_t k = 0; k < h1; k += 2, wk += 2 * h2) {                \
+                            const VI w0 = LOADI(wk), w1 = LOADI(wk + 2 * L);                  \
+                            _Pragma("GCC unroll 16") for (int m = 0; m < TILE; m++) {         \
+                                int32_t pair;                                                 \
+                                memcpy(&pair, hbuf + m * h1 + k, sizeof pair);                \
+                                const VI hv = SET1(pair);                                     \
+                                z0[m] = DP(z0[m], w0, hv);                                    \
+                                z1[m] = DP(z1[m], w1, hv);                                    \
+                            }                                                                 \
+                        }                                                                     \
+                        const float *sj = scale + j0, *cj = c2 + j0, *wj = w + j0;            \
+                        _Pragma("GCC unroll 16") for (int m = 0; m < TILE; m++) {             \
+                            score[m] += HSUM(                                                 \
+                                MULPS(MAXPS(FMA(CVT(z0[m]), LOADPS(sj), LOADPS(cj)), ZEROPS()), \
+                                      LOADPS(wj)) +                                           \
+                                MULPS(MAXPS(FMA(CVT(z1[m]), LOADPS(sj + L), LOADPS(cj + L)),  \
+                                            ZEROPS()),                                        \
+                                      LOADPS(wj + L)));                                       \
+                        }                                                                     \
+                    }                                                                         \
+                    float *ou = out + u * n + i;                                              \
+                    for (Py_ssize_t m = 0; m < live; m++) ou[m] += score[m];                  \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+#define LOADI512(p) _mm512_loadu_si512((const void *)(p))
+static inline __attribute__((target("avx512f,avx512vnni"))) __m512i dp_vnni512(__m512i acc,
+                                                                         __m512i x, __m512i y)
+{
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(y));
+    return acc;
+}
+#define DP_VNNI512(acc, x, y) dp_vnni512(acc, x, y)
+static inline __attribute__((target("avx512f,avx512bw"))) __m512i dp_bw512(__m512i acc, __m512i x,
+                                                                    __m512i y)
+{
+    __m512i t;
+    __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %1, %0, %0" : "+v"(acc), "=&v"(t) : "v"(x), "v"(y));
+    return acc;
+}
+#define DP_BW512(acc, x, y) dp_bw512(acc, x, y)
+#define LOADI256(p) _mm256_loadu_si256((const __m256i *)(p))
+static inline __attribute__((target("avx2"))) __m256i dp_avx2(__m256i acc, __m256i x, __m256i y)
+{
+    __m256i t;
+    __asm__("vpmaddwd %2, %3, %1\n\tvpaddd %1, %0, %0" : "+x"(acc), "=&x"(t) : "x"(x), "x"(y));
+    return acc;
+}
+#define DP_AVX2(acc, x, y) dp_avx2(acc, x, y)
+
+KERNEL_Q(tower2q_vnni, "avx512f,avx512bw,avx512vnni,fma", 16, 12, __m512i, LOADI512,
+         _mm512_add_epi16, _mm512_max_epi16, _mm512_setzero_si512, DP_VNNI512, _mm512_set1_epi32,
+         _mm512_cvtepi32_ps, _mm512_fmadd_ps, _mm512_max_ps, _mm512_setzero_ps, _mm512_mul_ps,
+         _mm512_loadu_ps, _mm512_reduce_add_ps)
+KERNEL_Q(tower2q_avx512, "avx512f,avx512bw,fma", 16, 12, __m512i, LOADI512, _mm512_add_epi16,
+         _mm512_max_epi16, _mm512_setzero_si512, DP_BW512, _mm512_set1_epi32, _mm512_cvtepi32_ps,
+         _mm512_fmadd_ps, _mm512_max_ps, _mm512_setzero_ps, _mm512_mul_ps, _mm512_loadu_ps,
+         _mm512_reduce_add_ps)
+KERNEL_Q(tower2q_avx2, "avx2,fma", 8, 6, __m256i, LOADI256, _mm256_add_epi16, _mm256_max_epi16,
+         _mm256_setzero_si256, DP_AVX2, _mm256_set1_epi32, _mm256_cvtepi32_ps, _mm256_fmadd_ps,
+         _mm256_max_ps, _mm256_setzero_ps, _mm256_mul_ps, _mm256_loadu_ps, hsum256)
+
 typedef void (*kernel_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
                           Py_ssize_t, Py_ssize_t, const float *, const float *, const float *,
                           const float *, const float *, float *);
@@ -96,7 +197,9 @@ typedef void (*kernel_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssi
 static int best_lanes(void)
 {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return 16;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("fma"))
+        return 16;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
     return 0;
 }
@@ -159,9 +262,68 @@ static PyObject *tower2(PyObject *self, PyObject *args)
     return result;
 }
 
+typedef void (*qkernel_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                           Py_ssize_t, Py_ssize_t, const int16_t *, const int16_t *,
+                           const int16_t *, const float *, const float *, const float *, float *);
+
+static int check_bytes(Py_buffer *buf, Py_ssize_t bytes, const char *name)
+{
+    if (buf->len < bytes) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, buf->len, bytes);
+        return -1;
+    }
+    return 0;
+}
+
+/* tower2q(lanes, u0, u1, i0, i1, n, h1, h2, a, b, w2, scale, c2, w, out[, vnni]): as
+ * tower2, on int16 a (>= u1, h1), b (n, h1) and w2 (h1 / 2, h2, 2), float32 scale, c2, w
+ * (h2) and out; h1 a multiple of 2 * lanes, h2 of 2 * lanes. With 16 lanes, VNNI runs
+ * where the CPU has it unless vnni is False (tests reach the other variant so). */
+static PyObject *tower2q(PyObject *self, PyObject *args)
+{
+    int L;
+    Py_ssize_t u0, u1, i0, i1, n, h1, h2;
+    Py_buffer a, b, w2, scale, c2, w, out;
+    int vnni = 1;
+    if (!PyArg_ParseTuple(args, "innnnnnny*y*y*y*y*y*w*|p", &L, &u0, &u1, &i0, &i1, &n, &h1,
+                          &h2, &a, &b, &w2, &scale, &c2, &w, &out, &vnni))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t f = sizeof(float), q = sizeof(int16_t);
+    if ((L != 8 && L != 16) || L > best_lanes()) {
+        PyErr_Format(PyExc_ValueError, "no fused kernel with %d lanes on this CPU", L);
+    } else if (u0 < 0 || u0 > u1 || i0 < 0 || i0 > i1 || i1 > n || h1 < 1 || h1 > MAX_H1 ||
+               h1 % (2 * L) || h2 < 1 || h2 % (2 * L)) {
+        PyErr_SetString(PyExc_ValueError, "tower2q: bad ranges or shapes");
+    } else if (check_bytes(&a, u1 * h1 * q, "a") == 0 && check_bytes(&b, n * h1 * q, "b") == 0 &&
+               check_bytes(&w2, h1 * h2 * q, "w2") == 0 &&
+               check_bytes(&scale, h2 * f, "scale") == 0 && check_bytes(&c2, h2 * f, "c2") == 0 &&
+               check_bytes(&w, h2 * f, "w") == 0 && check_bytes(&out, u1 * n * f, "out") == 0) {
+#if HAVE_KERNELS
+        qkernel_fn k = L == 8 ? tower2q_avx2
+                       : vnni && __builtin_cpu_supports("avx512vnni") ? tower2q_vnni
+                                                              : tower2q_avx512;
+        Py_BEGIN_ALLOW_THREADS
+        k(u0, u1, i0, i1, n, h1, h2, a.buf, b.buf, w2.buf, scale.buf, c2.buf, w.buf, out.buf);
+        Py_END_ALLOW_THREADS
+#endif
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&w2);
+    PyBuffer_Release(&scale);
+    PyBuffer_Release(&c2);
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"lanes", lanes, METH_NOARGS, "Floats per vector on this CPU; 0: no fused kernel."},
     {"tower2", tower2, METH_VARARGS, "Fused two-layer tower scores, added into out."},
+    {"tower2q", tower2q, METH_VARARGS, "The same on 16-bit integers (screening scores)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,6 +13,7 @@ gives the same scores.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,12 +59,9 @@ def tower2_into(
     """
     if not available(user_part.shape[1]):
         raise RuntimeError(f"no fused kernel here for a first layer of {user_part.shape[1]}")
-    if out.dtype != torch.float32 or not out.is_contiguous() or out.device.type != "cpu":
-        raise ValueError("out must be a contiguous float32 CPU tensor")
+    _check_out(out, user_part.shape[0], item_part.shape[0])
     lanes = lanes or LANES
     (n_users, h1), n_items, h2 = user_part.shape, item_part.shape[0], weight.shape[0]
-    if out.shape != (n_users, n_items):
-        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_users, n_items)}")
     h1p, h2p = -(-h1 // lanes) * lanes, -(-h2 // (2 * lanes)) * 2 * lanes
     a = _padded(user_part.float().numpy(), h1p, axis=1)
     b = _padded(item_part.float().numpy(), h1p, axis=1)
@@ -71,22 +69,146 @@ def tower2_into(
     c2 = _padded(bias.float().numpy(), h2p, axis=0)
     wp = _padded(w.float().numpy(), h2p, axis=0)
     o = out.numpy()
+    _in_threads(n_users, n_items, threads, lambda *r: _tower.tower2(
+        lanes, *r, n_items, h1p, h2p, a, b, w2, c2, wp, o))
+    return out
+
+
+def _check_out(out: torch.Tensor, n_users: int, n_items: int) -> None:
+    if out.dtype != torch.float32 or not out.is_contiguous() or out.device.type != "cpu":
+        raise ValueError("out must be a contiguous float32 CPU tensor")
+    if out.shape != (n_users, n_items):
+        raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n_users, n_items)}")
+
+
+def _in_threads(n_users: int, n_items: int, threads: int | None, run) -> None:
+    """``run(u0, u1, i0, i1)`` over disjoint blocks, one per thread: ranges of users, or of
+    items when there are fewer users than threads (one request)."""
     threads = max(1, threads or torch.get_num_threads())
-
-    def run(u0: int, u1: int, i0: int, i1: int) -> None:
-        _tower.tower2(lanes, u0, u1, i0, i1, n_items, h1p, h2p, a, b, w2, c2, wp, o)
-
-    if n_users >= threads:  # each thread a contiguous range of users
+    if n_users >= threads:
         cuts = [n_users * t // threads for t in range(threads + 1)]
         parts = [(cuts[t], cuts[t + 1], 0, n_items) for t in range(threads)]
-    else:  # few users (one request): each thread a range of items
+    else:
         cuts = [n_items * t // threads for t in range(threads + 1)]
         parts = [(0, n_users, cuts[t], cuts[t + 1]) for t in range(threads)]
     parts = [p for p in parts if p[0] < p[1] and p[2] < p[3]]
     if len(parts) == 1:
         run(*parts[0])
-    else:
+    elif parts:
         with ThreadPoolExecutor(len(parts)) as pool:
             for f in [pool.submit(run, *p) for p in parts]:
                 f.result()
-    return out
+
+
+Q_H1 = 4095  # first-layer halves quantize into [-Q_H1, Q_H1]; their sum stays in 16 bits
+FP32_SLACK = 2.0**-16  # relative allowance for float32 rounding, ~16x the worst case here
+
+
+@dataclass(frozen=True)
+class QuantizedTower:
+    """A two-layer tower on 16-bit integers, its items quantized once for many user blocks.
+
+    The first layer's halves share one scale per unit (``unit_scale``: a user half within
+    ``user_limit`` fits); ``b`` (n, h1p) is the item half, ``w2`` (h1p / 2, h2p, 2) the
+    second layer on one scale per output unit (``scale``), units k and k+1 side by side;
+    ``c2`` and ``w`` as in ``tower2_into``, zero-padded. Every score is within
+    ``err_users[u] + err_items[i]`` of the exact one (float32 rounding of either included);
+    ``quantize_users`` gives the user half and ``err_users``.
+    """
+
+    lanes: int
+    unit_scale: np.ndarray  # (h1,) float64
+    user_limit: np.ndarray  # (h1,) largest |user half| the scale takes
+    b: np.ndarray
+    w2: np.ndarray
+    scale: np.ndarray
+    c2: np.ndarray
+    w: np.ndarray
+    err_items: np.ndarray  # (n,) float64
+    err_weights: tuple[np.ndarray, np.ndarray, np.ndarray]  # |W s|, its rounding, |w|
+    err_const: float  # the user term's share of float32 rounding from c2
+
+
+def quantize_tower2(
+    user_limit: np.ndarray,
+    item_part: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    w: np.ndarray,
+    lanes: int,
+) -> QuantizedTower:
+    """Quantize a tower (``tower2_into``'s item-side arguments, as arrays) for user halves
+    up to ``user_limit`` per unit in absolute value, and bound its error.
+
+    With ``x = s * r`` and ``q = round(r)`` per first-layer unit and ``W s = t * Q + d`` per
+    output unit, the second layer's pre-activation moves by at most
+    ``sum_k |W s|_jk (|r_a - q_a| + |r_b - q_b|)_k + sum_k d_jk (relu(q_a) + relu(q_b))_k``,
+    a user term plus an item term; ReLU keeps the bound and ``|w|`` carries it to the score.
+    """
+    hi = np.asarray(item_part, np.float64)
+    wt, c, v = (np.asarray(x, np.float64) for x in (weight, bias, w))
+    (h2, h1), per = wt.shape, 2 * lanes
+    h1p, h2p = -(-h1 // per) * per, -(-h2 // per) * per
+    top = np.maximum(np.asarray(user_limit, np.float64), np.abs(hi).max(0, initial=0.0))
+    s = np.where(top > 0, top, 1.0) / Q_H1
+    rb = hi / s
+    qb = np.rint(rb)
+    ws = wt * s
+    q_w = min(2047, (2**31 - 1) // (h1 * 2 * Q_H1))  # |sum_k q_w * 2 Q_H1| < 2^31
+    t = np.abs(ws).max(1) / q_w
+    t = np.where(t > 0, t, 1.0)
+    qw = np.rint(ws / t[:, None])
+    full = np.zeros((h1p, h2p))
+    full[:h1, :h2] = qw.T
+    weights = (np.abs(ws), np.abs(ws - qw * t[:, None]), np.abs(v))
+    return QuantizedTower(
+        lanes=lanes,
+        unit_scale=s,
+        user_limit=top,
+        b=_padded(qb, h1p, 1).astype(np.int16),
+        w2=np.ascontiguousarray(full.reshape(h1p // 2, 2, h2p).transpose(0, 2, 1), np.int16),
+        scale=_padded(t, h2p, 0),
+        c2=_padded(c, h2p, 0),
+        w=_padded(v, h2p, 0),
+        err_items=_err(rb, qb, weights),
+        err_weights=weights,
+        err_const=float(weights[2] @ np.abs(c)),
+    )
+
+
+def _err(r: np.ndarray, q: np.ndarray, weights: tuple[np.ndarray, ...]) -> np.ndarray:
+    """One side's term of ``QuantizedTower``'s bound, float32 rounding allowance included."""
+    aw, dw, av = weights
+    quant = (np.abs(r - q) @ aw.T + np.maximum(q, 0) @ dw.T) @ av
+    return quant + FP32_SLACK * (((np.abs(r) + 1) @ aw.T) @ av)
+
+
+def quantize_users(q: QuantizedTower, user_part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The user half (B, h1) on ``q``'s scale: (int16 (B, h1p), err_users (B,))."""
+    hu = np.asarray(user_part, np.float64)
+    if not (np.abs(hu) <= q.user_limit).all():
+        raise ValueError("a user half exceeds the range the tower was quantized for")
+    ra = hu / q.unit_scale
+    qa = np.rint(ra)
+    err = _err(ra, qa, q.err_weights) + FP32_SLACK * q.err_const
+    return _padded(qa, q.b.shape[1], 1).astype(np.int16), err
+
+
+def tower2q_into(
+    out: torch.Tensor,
+    q: QuantizedTower,
+    user_part: torch.Tensor,
+    threads: int | None = None,
+    vnni: bool = True,
+) -> np.ndarray:
+    """``tower2_into`` on 16-bit integers (~1.4x faster here): approximate scores added into
+    ``out`` (B, n), each within ``err_users[u] + q.err_items[i]`` of the exact one; returns
+    ``err_users``. Rankings settle every pair farther than that from a threshold and score
+    only the rest exactly. ``vnni=False`` keeps AVX-512 CPUs off VNNI (for tests)."""
+    _check_out(out, user_part.shape[0], q.b.shape[0])
+    a, err = quantize_users(q, user_part.detach().float().cpu().numpy())
+    (n_users, h1p), n_items, h2p = a.shape, q.b.shape[0], q.scale.shape[0]
+    o = out.numpy()
+    _in_threads(n_users, n_items, threads, lambda *r: _tower.tower2q(
+        q.lanes, *r, n_items, h1p, h2p, a, q.b, q.w2, q.scale, q.c2, q.w, o, vnni))
+    return err

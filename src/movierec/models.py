@@ -19,7 +19,7 @@ A new model type is one module class with ``from_config`` + an entry in ``MODELS
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -80,9 +80,11 @@ class Factors(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user(users) * self.item(items)
 
-    def dot_all(self, users: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``(p_u * q_i) @ w`` for every item: ``(B, n_items)``."""
-        return (self.user(users) * w) @ self.item.weight.T
+    def dot_all(
+        self, users: torch.Tensor, w: torch.Tensor, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(p_u * q_i) @ w`` for every item: ``(B, n_items)`` (into ``out`` if given)."""
+        return torch.matmul(self.user(users) * w, self.item.weight.T, out=out)
 
 
 class Tower(nn.Module):
@@ -134,6 +136,22 @@ class Tower(nn.Module):
         return self.rest(self.user_part(users) + self.item_part(items))
 
     @torch.no_grad()
+    def quantized(self, w: torch.Tensor) -> fused.QuantizedTower | None:
+        """This tower, with ``w`` on its output, on 16-bit integers for ``fused.tower2q_into``;
+        None where that kernel does not run (not two layers, no kernel, non-finite weights).
+        """
+        if len(self.linears) != 2 or self.user.weight.device.type != "cpu":
+            return None
+        hu, hi = self.user_part(torch.arange(self.user.num_embeddings)), self.item_part()
+        second = self.linears[1]
+        params = (hu, hi, second.weight, second.bias, w)
+        if not fused.available(hu.shape[1]) or not all(p.isfinite().all() for p in params):
+            return None
+        limit = hu.abs().amax(0) if len(hu) else torch.zeros(hu.shape[1])
+        arrays = [x.detach().float().numpy() for x in (limit, *params[1:])]
+        return fused.quantize_tower2(*arrays, lanes=fused.LANES)
+
+    @torch.no_grad()
     def dot_all(
         self, users: torch.Tensor, w: torch.Tensor, chunk_rows: int, out: torch.Tensor
     ) -> torch.Tensor:
@@ -180,6 +198,16 @@ class Tower(nn.Module):
                     h.clamp_min_(0)
                 out[s : s + nu, j : j + ni] += (h @ w).view(nu, ni)
         return out
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """Approximate scores (B, n_items) with ``|scores[u, i] - exact| <= err_users[u] +
+    err_items[i]``: what a ranking needs to settle most items without exact scores."""
+
+    scores: torch.Tensor
+    err_users: np.ndarray  # (B,) float64
+    err_items: np.ndarray  # (n_items,) float64
 
 
 def _logit(predict: nn.Linear, h: torch.Tensor) -> torch.Tensor:
@@ -237,6 +265,22 @@ class MLP(nn.Module):
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
         out = self.predict.bias.expand(len(users), self.n_items).contiguous()
         return self.tower.dot_all(users, self.predict.weight[0], chunk_rows, out)
+
+    @torch.no_grad()
+    def bounded_scorer(self) -> Callable[[torch.Tensor, torch.Tensor], Bounded] | None:
+        """``score_all`` to within a known error and faster, for many user blocks (the items
+        are prepared once): ``score(users, out)`` fills ``out`` (B, n_items, float32);
+        None where not available."""
+        q = self.tower.quantized(self.predict.weight[0])
+        if q is None:
+            return None
+
+        def score(users: torch.Tensor, out: torch.Tensor) -> Bounded:
+            out.fill_(float(self.predict.bias))
+            err = fused.tower2q_into(out, q, self.tower.user_part(users))
+            return Bounded(out, err, q.err_items)
+
+        return score
 
 
 class NeuMF(nn.Module):
@@ -301,6 +345,25 @@ class NeuMF(nn.Module):
         w = self.predict.weight[0]
         out = self.mf.dot_all(users, w[:f]).add_(self.predict.bias)
         return self.tower.dot_all(users, w[f:], chunk_rows, out)
+
+    @torch.no_grad()
+    def bounded_scorer(self) -> Callable[[torch.Tensor, torch.Tensor], Bounded] | None:
+        """As ``MLP.bounded_scorer``; the GMF half is exact up to float32 rounding, which
+        its user term allows for."""
+        f = self.mf.user.embedding_dim
+        w = self.predict.weight[0]
+        q = self.tower.quantized(w[f:])
+        if q is None:
+            return None
+        item_max = float(self.mf.item.weight.abs().max()) if self.n_items else 0.0
+
+        def score(users: torch.Tensor, out: torch.Tensor) -> Bounded:
+            self.mf.dot_all(users, w[:f], out=out).add_(self.predict.bias)
+            err = fused.tower2q_into(out, q, self.tower.user_part(users))
+            gmf = (self.mf.user(users) * w[:f]).abs().sum(1).double().numpy() * item_max
+            return Bounded(out, err + fused.FP32_SLACK * gmf, q.err_items)
+
+        return score
 
 
 MODELS = {
@@ -369,3 +432,24 @@ class TorchScorer:
         """``users`` (B,) -> float32 logits for every item (B, n_items)."""
         u = self._index(users, self.n_users, "user")
         return self.model.score_all(u, chunk_rows=self.chunk_rows).float().cpu().numpy()
+
+    def bounded_scorer(self) -> Callable[[np.ndarray, np.ndarray], Bounded] | None:
+        """``score_all`` to within ``Bounded``'s error, where the model has a faster way on
+        this device: ``score(users, out)`` fills ``out`` (B, n_items) float32 and returns
+        it as ``scores``; None otherwise."""
+        make = getattr(self.model, "bounded_scorer", None)
+        if make is None or self.device.type != "cpu":
+            return None
+        with torch.inference_mode():
+            inner = make()
+        if inner is None:
+            return None
+
+        @torch.inference_mode()
+        def score(users: np.ndarray, out: np.ndarray) -> Bounded:
+            if out.dtype != np.float32 or out.shape != (len(users), self.n_items):
+                raise ValueError(f"out must be float32 of shape {(len(users), self.n_items)}")
+            got = inner(self._index(users, self.n_users, "user"), torch.from_numpy(out))
+            return Bounded(out, got.err_users, got.err_items)
+
+        return score
