@@ -163,3 +163,31 @@ def test_integer_kernel_refuses_users_beyond_its_range():
     q = _quantized(hu, hi, torch.ones(4, 8), torch.zeros(4), torch.ones(4), fused.LANES)
     with pytest.raises(ValueError, match="exceeds the range"):
         fused.tower2q_into(torch.zeros(2, 3), q, 2 * hu)
+
+
+@needs_kernel
+def test_embedding_rows_match_torch_with_repeats_and_any_shape():
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(50, 6, generator=g)
+    idx = torch.randint(0, 50, (7, 9), generator=g, dtype=torch.int32)
+    idx[0, :4] = 3  # a repeated row: its gradients add up
+    a = table.clone().requires_grad_()
+    b = table.clone().requires_grad_()
+    upstream = torch.randn(7, 9, 6, generator=g)
+    got = fused.embedding(a, idx)
+    want = torch.nn.functional.embedding(idx.long(), b)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    (got * upstream).sum().backward()
+    (want * upstream).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-6)
+
+
+@needs_kernel
+def test_embedding_rows_refuse_bad_indices():
+    table = torch.zeros(5, 3)
+    with pytest.raises(IndexError, match="out of range"):
+        fused.embedding(table, torch.tensor([0, 5]))
+    with pytest.raises(IndexError, match="out of range"):
+        fused.embedding(table, torch.tensor([-1]))
+    assert not fused.rows_available(table.double())
+    assert not fused.rows_available(torch.zeros(3, 5).T)

@@ -212,3 +212,44 @@ def tower2q_into(
     _in_threads(n_users, n_items, threads, lambda *r: _tower.tower2q(
         q.lanes, *r, n_items, h1p, h2p, a, q.b, q.w2, q.scale, q.c2, q.w, o, vnni))
     return err
+
+
+def rows_available(weight: torch.Tensor) -> bool:
+    """Whether ``embedding`` runs its kernels for this table."""
+    return (
+        _tower is not None
+        and weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and weight.dim() == 2
+        and weight.is_contiguous()
+    )
+
+
+class _Rows(torch.autograd.Function):
+    """Embedding lookup whose backward adds rows into a dense gradient in one C loop."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        flat = idx.reshape(-1).to(torch.int64).contiguous()
+        out = weight.new_empty((flat.numel(), weight.shape[1]))
+        _tower.rows(weight.detach().numpy(), *weight.shape, flat.numpy(), out.numpy())
+        ctx.save_for_backward(flat)
+        ctx.n_rows = weight.shape[0]
+        return out.view(*idx.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        g = grad.reshape(-1, grad.shape[-1]).contiguous()
+        grad_weight = g.new_zeros((ctx.n_rows, g.shape[1]))
+        _tower.add_rows(grad_weight.numpy(), *grad_weight.shape, flat.numpy(), g.numpy())
+        return grad_weight, None
+
+
+def embedding(weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``F.embedding(idx, weight)`` with a dense gradient, on a CPU float32 table: torch's
+    lookup and above all its dense embedding backward cost ~10x a plain loop at NCF's
+    sizes (bench/RESULTS.md). Rows of a repeated index add up in index order."""
+    if not rows_available(weight):
+        raise RuntimeError("no row kernels for this table")
+    return _Rows.apply(weight, idx)

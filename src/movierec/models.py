@@ -69,13 +69,23 @@ class Recommender(Protocol):
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor: ...
 
 
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` whose CPU lookups and gradients run in ``fused.embedding``."""
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        plain = self.padding_idx is None and self.max_norm is None and not self.sparse
+        if plain and fused.rows_available(self.weight):
+            return fused.embedding(self.weight, idx)
+        return super().forward(idx)
+
+
 class Factors(nn.Module):
     """User and item embeddings combined by an element-wise product (the GMF layer)."""
 
     def __init__(self, n_users: int, n_items: int, factors: int) -> None:
         super().__init__()
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
+        self.user = Embedding(n_users, factors)
+        self.item = Embedding(n_items, factors)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.user(users) * self.item(items)
@@ -100,8 +110,8 @@ class Tower(nn.Module):
         super().__init__()
         if not layers:
             raise ValueError("the MLP tower needs at least one layer")
-        self.user = nn.Embedding(n_users, factors)
-        self.item = nn.Embedding(n_items, factors)
+        self.user = Embedding(n_users, factors)
+        self.item = Embedding(n_items, factors)
         sizes = (2 * factors, *layers)
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.dropout = nn.Dropout(dropout)
