@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #define MAX_H1 256          /* widest first layer taken (the activation buffer's size) */
@@ -380,10 +381,97 @@ static PyObject *rows_op(PyObject *args, int add)
 static PyObject *rows(PyObject *self, PyObject *args) { return rows_op(args, 0); }
 static PyObject *add_rows(PyObject *self, PyObject *args) { return rows_op(args, 1); }
 
+/* screen(s, n, err_items, t, err_users, target, k, r0, r1, band, cand, below): rows r0..r1
+ * of s (float32, n approximate scores a row, each within err_users[r] + err_items[i] of
+ * its exact score) against the exact target scores t. below[r] (int64) counts the items
+ * surely under t[r]; items that may be within reach of t[r] go to `band`, and items that
+ * may be in the exact top-k to `cand`, both as flat r * n + item (int64) while the buffers
+ * last. The row's target is neither counted nor banded, but competes for the top-k.
+ * Returns the numbers of band and candidate items; more than a buffer holds means: call
+ * again with a larger one. */
+static Py_ssize_t screen_row(const float *row, Py_ssize_t n, Py_ssize_t r, const float *ei,
+                             float t, float eu, Py_ssize_t target, int k, int64_t *band,
+                             Py_ssize_t *nband, Py_ssize_t band_cap, int64_t *cand,
+                             Py_ssize_t *ncand, Py_ssize_t cand_cap)
+{
+    float top[64]; /* the k largest finite lower bounds (less eu), descending */
+    int have = 0;
+    for (Py_ssize_t c = 0; c < n; c++) {
+        float x = row[c];
+        if (!(x > -INFINITY) || x == INFINITY) continue;
+        x -= ei[c];
+        if (have == k && !(x > top[k - 1])) continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && top[j - 1] < x) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = x;
+    }
+    /* k items score at least top[k-1] - eu exactly: an item whose upper bound is lower
+     * cannot be among the exact k best */
+    const float floor = have == k ? top[k - 1] - 2 * eu : -INFINITY;
+    const float lo = t - eu, hi = t + eu;
+    Py_ssize_t below = 0;
+    for (Py_ssize_t c = 0; c < n; c++) {
+        const float x = row[c], e = ei[c];
+        if (x + e >= floor && x > -INFINITY && x < INFINITY) {
+            if (*ncand < cand_cap) cand[*ncand] = r * n + c;
+            (*ncand)++;
+        }
+        if (c == target) continue;
+        if (x + e < lo) below++;
+        else if (x - e <= hi) {
+            if (*nband < band_cap) band[*nband] = r * n + c;
+            (*nband)++;
+        }
+    }
+    return below;
+}
+
+static PyObject *screen(PyObject *self, PyObject *args)
+{
+    Py_buffer s, ei, t, eu, target, band, cand, below;
+    Py_ssize_t n, r0, r1;
+    int k;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*innw*w*w*", &s, &n, &ei, &t, &eu, &target, &k, &r0,
+                          &r1, &band, &cand, &below))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t f = sizeof(float), q = sizeof(int64_t);
+    if (n < 1 || k < 1 || k > 64 || k > n || r0 < 0 || r0 > r1) {
+        PyErr_SetString(PyExc_ValueError, "screen: bad sizes");
+    } else if (check_bytes(&s, r1 * n * f, "s") == 0 && check_bytes(&ei, n * f, "ei") == 0 &&
+               check_bytes(&t, r1 * f, "t") == 0 && check_bytes(&eu, r1 * f, "eu") == 0 &&
+               check_bytes(&target, r1 * q, "target") == 0 &&
+               check_bytes(&below, r1 * q, "below") == 0) {
+        Py_ssize_t nband = 0, ncand = 0;
+        const float *sv = s.buf, *tv = t.buf, *uv = eu.buf;
+        const int64_t *gv = target.buf;
+        int64_t *bv = below.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t r = r0; r < r1; r++)
+            bv[r] = screen_row(sv + r * n, n, r, ei.buf, tv[r], uv[r], gv[r], k, band.buf,
+                               &nband, band.len / q, cand.buf, &ncand, cand.len / q);
+        Py_END_ALLOW_THREADS
+        result = Py_BuildValue("nn", nband, ncand);
+    }
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&ei);
+    PyBuffer_Release(&t);
+    PyBuffer_Release(&eu);
+    PyBuffer_Release(&target);
+    PyBuffer_Release(&band);
+    PyBuffer_Release(&cand);
+    PyBuffer_Release(&below);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"lanes", lanes, METH_NOARGS, "Floats per vector on this CPU; 0: no fused kernel."},
     {"tower2", tower2, METH_VARARGS, "Fused two-layer tower scores, added into out."},
     {"tower2q", tower2q, METH_VARARGS, "The same on 16-bit integers (screening scores)."},
+    {"screen", screen, METH_VARARGS, "Settle a block of approximate score rows (ranking)."},
     {"rows", rows, METH_VARARGS, "out[r] = table[idx[r]] (embedding lookup)."},
     {"add_rows", add_rows, METH_VARARGS, "grad[idx[r]] += src[r] (embedding backward)."},
     {NULL, NULL, 0, NULL},

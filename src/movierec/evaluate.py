@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from movierec import metrics
+from movierec import fused, metrics
 from movierec.sampling import EVAL_CANDIDATES, sample_candidates
 from movierec.split import Split
 
@@ -156,17 +156,15 @@ def evaluate_full(
     screen = make() if make is not None else None  # faster approximate scores, if any
     # reused buffers: fresh multi-MB allocations per chunk cost more than the comparisons
     buf = np.empty((batch, n_items), dtype=np.float32)
-    mask = np.zeros(-(-batch * n_items // 8) * 8, dtype=bool)  # whole words: see _band
-    mask2 = np.zeros_like(mask) if screen is not None else None
+    mask = np.empty((batch, n_items), dtype=bool) if screen is None else None
     for start in range(0, users.size, batch):
         u, tg = users[start : start + batch], targets[start : start + batch]
         chunk = seen[u]
         if screen is not None:
             got = screen(u, buf[: u.size])
-            r, t, best = _rank_screened(scorer, u, tg, chunk, got, kc, (mask, mask2))
+            r, t, best = _rank_screened(scorer, u, tg, chunk, got, kc)
         else:
-            m = mask[: u.size * n_items].reshape(u.size, n_items)
-            r, t, best = _rank_exact(scorer, u, tg, chunk, kc, buf[: u.size], m)
+            r, t, best = _rank_exact(scorer, u, tg, chunk, kc, buf[: u.size], mask[: u.size])
         ranks[start : start + u.size], ties[start : start + u.size] = r, t
         in_top[best] = True
     out = _summary(ranks, ties, k_list)
@@ -205,101 +203,40 @@ def _rank_exact(
     return ranks, np.where(np.isnan(t), 0, tie), best
 
 
-TOP_SPARE = 22  # items beyond the top-10 taken from approximate scores, to settle the top-10
-
-
 def _rank_screened(
-    scorer: Scorer,
-    u: np.ndarray,
-    tg: np.ndarray,
-    seen: sp.csr_matrix,
-    got: Any,
-    kc: int,
-    masks: tuple[np.ndarray, np.ndarray],
+    scorer: Scorer, u: np.ndarray, tg: np.ndarray, seen: sp.csr_matrix, got: Any, kc: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``_rank_exact``'s results from approximate scores with an error bound (``Bounded``).
 
     Each item's exact score lies within ``err_users[u] + err_items[i]`` of its approximate
-    one, so every item farther than ``slack = err_users[u] + max(err_items)`` from the
-    target's exact score is settled above or below it; only the rest is scored exactly,
-    together with every item that could still be in the exact top-``kc``. Ranks and ties
-    are those of exact scores.
+    one, so every item farther than that from the target's exact score is settled above or
+    below it (``fused.screen``, one pass in C); only the rest is scored exactly, with every
+    item that could be in the exact top-``kc``.
+    Ranks and ties are those of exact scores.
     """
     s, eu, ei = got.scores, got.err_users, got.err_items
     b, n_items = s.shape
-    if s.shape != (b, n_items) or s.dtype != np.float32 or eu.shape != (b,):
-        raise ValueError("score_all_bounded() returned arrays of the wrong shape")
     rows = np.arange(b)
     t = scorer.score(u, tg[:, None])[:, 0]
     s[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
-    slack = eu + float(ei.max(initial=0.0))
-    best = _top_screened(scorer, u, s, slack, kc)
-    s[rows, tg] = np.inf  # the target: never below itself, never rescored
-    lo, hi = (t - slack).astype(np.float32), (t + slack).astype(np.float32)
-    below, (r, c) = _band(s, lo, hi, *masks)
-    if r.size:  # the band: scored exactly
-        exact = scorer.score(u[r], c[:, None])[:, 0]
-        below += np.bincount(r[exact < t[r]], minlength=b)
-        tie = np.bincount(r[exact == t[r]], minlength=b)
-    else:
-        tie = np.zeros(b, dtype=np.int64)
-    ranks = n_items - 1 - below
-    return ranks, np.where(np.isnan(t), 0, tie), best
-
-
-def _band(
-    s: np.ndarray, lo: np.ndarray, hi: np.ndarray, m1: np.ndarray, m2: np.ndarray
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per row of ``s``, how many entries lie below ``lo``, and where ``lo <= s <= hi``.
-
-    ``m1`` and ``m2`` are flat bool buffers of a multiple of 8 entries, at least ``s.size``;
-    the band (usually a few entries a row) is found eight entries at a time.
-    """
-    b, n = s.shape
-    size, words = s.size, -(-s.size // 8)
-    below_mask, band = m1[:size].reshape(b, n), m2[:size].reshape(b, n)
-    np.less(s, lo[:, None], out=below_mask)
-    np.less_equal(s, hi[:, None], out=band)
-    m1[size : 8 * words] = m2[size : 8 * words] = False
-    w = m2[: 8 * words].view(np.uint64)
-    np.bitwise_xor(w, m1[: 8 * words].view(np.uint64), out=w)  # below implies <= hi
-    at = np.flatnonzero(w)
-    word, byte = np.nonzero(w[at].view(np.uint8).reshape(-1, 8))
-    return np.count_nonzero(below_mask, axis=1), np.divmod(at[word] * 8 + byte, n)
-
-
-def _top_screened(
-    scorer: Scorer, u: np.ndarray, s: np.ndarray, slack: np.ndarray, kc: int
-) -> np.ndarray:
-    """Items in some user's exact top-``kc`` among the finite entries of ``s`` (approximate
-    scores, each within ``slack`` of its exact one for that user's row)."""
-    k = min(s.shape[1], kc + TOP_SPARE)
-    top = torch.topk(torch.from_numpy(s), k, dim=1)
-    vals, idx = top.values.numpy(), top.indices.numpy()
-    # kc items score at least vals[:, kc-1] - slack exactly, so an item whose approximate
-    # score is below vals[:, kc-1] - 2 slack cannot be in the exact top-kc
-    floor = vals[:, kc - 1] - 2 * slack
-    cand = (vals >= floor[:, None]) & np.isfinite(vals)
-    wide = cand[:, -1]  # the candidates may go on past the k taken: that row in full
-    best = [_exact_top(scorer, u[~wide], idx[~wide], cand[~wide], kc)]
-    for row in np.flatnonzero(wide):
-        (items,) = np.nonzero(np.isfinite(s[row]) & (s[row] >= floor[row]))
-        best.append(_exact_top(scorer, u[row : row + 1], items[None], None, kc))
-    return np.concatenate(best)
+    got = fused.screen(s, ei, t, eu, tg, kc)
+    r, c = np.divmod(got.band, n_items)
+    exact = scorer.score(u[r], c[:, None])[:, 0] if r.size else np.zeros(0, np.float32)
+    below = got.below + np.bincount(r[exact < t[r]], minlength=b)
+    tie = np.bincount(r[exact == t[r]], minlength=b)
+    best = _exact_top(scorer, u, got.candidates, n_items, kc)
+    return n_items - 1 - below, np.where(np.isnan(t), 0, tie), best
 
 
 def _exact_top(
-    scorer: Scorer, u: np.ndarray, items: np.ndarray, keep: np.ndarray | None, kc: int
+    scorer: Scorer, u: np.ndarray, candidates: np.ndarray, n_items: int, kc: int
 ) -> np.ndarray:
-    """The exact top-``kc`` of each row's ``items`` (those where ``keep``, all if None)."""
-    keep = np.ones(items.shape, dtype=bool) if keep is None else keep
-    r, j = np.nonzero(keep)
-    exact = np.full(items.shape, -np.inf, dtype=np.float32)
-    exact[r, j] = scorer.score(u[r], items[r, j][:, None])[:, 0]
-    top = torch.topk(torch.from_numpy(exact), min(kc, items.shape[1]), dim=1)
-    j = top.indices.numpy()
-    chosen = np.take_along_axis(items, j, axis=1)
-    return chosen[np.take_along_axis(keep, j, axis=1)]
+    """The items of each row's exact top-``kc`` among its ``candidates`` (row * n + item)."""
+    r, c = np.divmod(candidates, n_items)
+    exact = scorer.score(u[r], c[:, None])[:, 0] if r.size else np.zeros(0, np.float32)
+    order = np.lexsort((-exact, r))  # by row, best first
+    r, c = r[order], c[order]
+    return c[np.arange(r.size) - np.searchsorted(r, r) < kc]
 
 
 def evaluate_holdout(scorer: Scorer, h: Holdout, *, full: bool = True) -> Metrics:

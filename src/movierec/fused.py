@@ -69,8 +69,12 @@ def tower2_into(
     c2 = _padded(bias.float().numpy(), h2p, axis=0)
     wp = _padded(w.float().numpy(), h2p, axis=0)
     o = out.numpy()
-    _in_threads(n_users, n_items, threads, lambda *r: _tower.tower2(
-        lanes, *r, n_items, h1p, h2p, a, b, w2, c2, wp, o))
+    _in_threads(
+        n_users,
+        n_items,
+        threads,
+        lambda *r: _tower.tower2(lanes, *r, n_items, h1p, h2p, a, b, w2, c2, wp, o),
+    )
     return out
 
 
@@ -209,8 +213,14 @@ def tower2q_into(
     a, err = quantize_users(q, user_part.detach().float().cpu().numpy())
     (n_users, h1p), n_items, h2p = a.shape, q.b.shape[0], q.scale.shape[0]
     o = out.numpy()
-    _in_threads(n_users, n_items, threads, lambda *r: _tower.tower2q(
-        q.lanes, *r, n_items, h1p, h2p, a, q.b, q.w2, q.scale, q.c2, q.w, o, vnni))
+    _in_threads(
+        n_users,
+        n_items,
+        threads,
+        lambda *r: _tower.tower2q(
+            q.lanes, *r, n_items, h1p, h2p, a, q.b, q.w2, q.scale, q.c2, q.w, o, vnni
+        ),
+    )
     return err
 
 
@@ -253,3 +263,52 @@ def embedding(weight: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     if not rows_available(weight):
         raise RuntimeError("no row kernels for this table")
     return _Rows.apply(weight, idx)
+
+
+@dataclass(frozen=True)
+class Screened:
+    """Rows of approximate scores settled against per-row thresholds (``screen``)."""
+
+    below: np.ndarray  # (B,) int64: items under the row's lower threshold
+    band: np.ndarray  # flat row * n + item, int64: items between the thresholds
+    candidates: np.ndarray  # flat row * n + item: items that may be in the exact top-k
+
+
+def screen(
+    s: np.ndarray,
+    err_items: np.ndarray,
+    t: np.ndarray,
+    err_users: np.ndarray,
+    targets: np.ndarray,
+    k: int,
+    threads: int | None = None,
+) -> Screened:
+    """One pass in C over each row of ``s`` (B, n) float32, approximate scores each within
+    ``err_users[u] + err_items[i]`` of the exact one: counts the items surely below the
+    exact target score ``t[u]``, lists those that may not be (the band) and those that may
+    be in the exact top-``k``. ``targets`` (B,) are left out of the count and the band."""
+    b, n = s.shape
+    ei = np.ascontiguousarray(err_items, np.float32)
+    t, eu = (np.ascontiguousarray(x, np.float32) for x in (t, err_users))
+    tg = np.ascontiguousarray(targets, np.int64)
+    below = np.zeros(b, dtype=np.int64)
+    parts: dict[int, tuple[np.ndarray, np.ndarray]] = {0: (np.zeros(0, np.int64),) * 2}
+
+    def run(r0: int, r1: int, _i0: int, _i1: int) -> None:
+        cap = 128 * (r1 - r0)
+        while True:
+            band, cand = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            nb, nc = _tower.screen(s, n, ei, t, eu, tg, k, r0, r1, band, cand, below)
+            if max(nb, nc) <= cap:
+                parts[r0] = band[:nb], cand[:nc]
+                return
+            cap = max(nb, nc)
+
+    if b:
+        _in_threads(b, n, min(b, threads or torch.get_num_threads()), run)
+    keys = sorted(parts)
+    return Screened(
+        below,
+        np.concatenate([parts[r][0] for r in keys]),
+        np.concatenate([parts[r][1] for r in keys]),
+    )

@@ -18,8 +18,9 @@ A new model type is one module class with ``from_config`` + an entry in ``MODELS
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
