@@ -10,12 +10,16 @@ Two protocols, one rank per held-out user (see DESIGN.md, "The evaluation protoc
 
 Ties count against the target in the rank; metrics are the expectation over a random order
 among tied items (``movierec.metrics``), so a constant model scores HR@10 = 0.10 sampled.
+
+A scorer with a ``bounded_scorer()`` (the MLP towers on a CPU) is ranked in full from fast
+approximate scores with a proven error bound; the items that bound cannot settle are
+scored exactly, so every figure is that of exact scores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +51,16 @@ class Scorer(Protocol):
     def score_all(self, users: np.ndarray) -> np.ndarray:
         """users (B,) -> float32 (B, n_items). A torch tensor is accepted too."""
         ...
+
+
+class Approximate(Protocol):
+    """What a scorer's optional ``bounded_scorer()`` returns per user block: approximate
+    scores, each within ``err_users[u] + err_items[i]`` of the exact one. Full ranking
+    then scores exactly only the items it cannot settle (``movierec.models.Bounded``)."""
+
+    scores: np.ndarray  # (B, n_items) float32, writable
+    err_users: np.ndarray  # (B,)
+    err_items: np.ndarray  # (n_items,)
 
 
 @dataclass(frozen=True)
@@ -204,9 +218,9 @@ def _rank_exact(
 
 
 def _rank_screened(
-    scorer: Scorer, u: np.ndarray, tg: np.ndarray, seen: sp.csr_matrix, got: Any, kc: int
+    scorer: Scorer, u: np.ndarray, tg: np.ndarray, seen: sp.csr_matrix, got: Approximate, kc: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``_rank_exact``'s results from approximate scores with an error bound (``Bounded``).
+    """``_rank_exact``'s results from approximate scores with an error bound.
 
     Each item's exact score lies within ``err_users[u] + err_items[i]`` of its approximate
     one, so every item farther than that from the target's exact score is settled above or
@@ -219,12 +233,12 @@ def _rank_screened(
     rows = np.arange(b)
     t = scorer.score(u, tg[:, None])[:, 0]
     s[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
-    got = fused.screen(s, ei, t, eu, tg, kc)
-    r, c = np.divmod(got.band, n_items)
+    settled = fused.screen(s, ei, t, eu, tg, kc)
+    r, c = np.divmod(settled.band, n_items)
     exact = scorer.score(u[r], c[:, None])[:, 0] if r.size else np.zeros(0, np.float32)
-    below = got.below + np.bincount(r[exact < t[r]], minlength=b)
+    below = settled.below + np.bincount(r[exact < t[r]], minlength=b)
     tie = np.bincount(r[exact == t[r]], minlength=b)
-    best = _exact_top(scorer, u, got.candidates, n_items, kc)
+    best = _exact_top(scorer, u, settled.candidates, n_items, kc)
     return n_items - 1 - below, np.where(np.isnan(t), 0, tie), best
 
 
