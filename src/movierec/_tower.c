@@ -1,4 +1,6 @@
-/* Fused CPU scoring of a two-layer MLP tower against every item: movierec._tower.
+/* movierec._tower: CPU kernels for NCF (wrapped by movierec/fused.py).
+ *
+ * tower2 — fused scoring of a two-layer MLP tower against every item:
  *
  *     out[u, i] += sum_j w[j] * relu(c2[j] + sum_k w2[k, j] * relu(a[u, k] + b[i, k]))
  *
@@ -11,8 +13,12 @@
  * second layer, and its ReLU and dot with `w` finish each item's score in registers.
  *
  * Two variants, chosen at run time: AVX-512 (16-float vectors) and AVX2 (8); `lanes()` says
- * which one this CPU gets, 0 when neither (the caller then keeps the torch path). The loop
- * releases the GIL, so Python threads scoring disjoint user or item ranges run in parallel.
+ * which one this CPU gets, 0 when neither (the caller then keeps the torch path). The loops
+ * release the GIL, so Python threads scoring disjoint user or item ranges run in parallel.
+ *
+ * tower2q — the same on 16-bit integers (screening; the caller bounds the error).
+ * screen — settles rows of approximate scores against per-row thresholds (ranking).
+ * rows, add_rows — embedding lookups and their dense gradients (training).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

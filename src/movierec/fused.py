@@ -1,13 +1,18 @@
-"""Whole-catalogue scoring of a two-layer MLP tower on the CPU in one fused pass.
+"""CPU kernels in C (``movierec._tower``) for what torch does slowly at NCF's sizes.
 
-``Tower.dot_all`` in torch writes each (user, item) pair's first activation to memory and
-reads it back for a matrix product; on a CPU that traffic costs as much as the arithmetic.
-The C extension ``movierec._tower`` computes a tile of items' activations into a buffer
-that stays in L1 and finishes their scores in registers (~2x the torch path,
-bench/RESULTS.md); it releases the GIL, so threads split the work. It is built at install
-time where a C compiler exists; without it, off x86-64 (no AVX2), or for a first layer
-wider than ``MAX_H1``, ``available()`` is False and callers keep the torch path, which
-gives the same scores.
+- ``tower2_into``: whole-catalogue scores of a two-layer MLP tower. Torch writes each
+  (user, item) pair's first activation to memory and reads it back for a matrix product;
+  the kernel keeps a tile of items' activations in L1 and finishes their scores in
+  registers (~2x the torch path, bench/RESULTS.md).
+- ``QuantizedTower`` / ``tower2q_into``: the same on 16-bit integers, with a proven bound on
+  each score's error; ``screen`` then settles rows of such scores against thresholds, so
+  full-ranking evaluation scores exactly only the items near the target or the top-k.
+- ``embedding``: embedding rows and their dense gradients for training.
+
+The extension is built at install time where a C compiler exists. Without it, off x86-64
+(no AVX2), or for a first layer wider than ``MAX_H1``, ``available()`` is False and callers
+keep the torch path, which gives the same scores (and ``rows_available()`` is False:
+``nn.Embedding``'s own path). The loops release the GIL, so threads split the work.
 """
 
 from __future__ import annotations
@@ -105,7 +110,13 @@ def _in_threads(n_users: int, n_items: int, threads: int | None, run) -> None:
 
 
 Q_H1 = 4095  # first-layer halves quantize into [-Q_H1, Q_H1]; their sum stays in 16 bits
-FP32_SLACK = 2.0**-16  # relative allowance for float32 rounding, ~16x the worst case here
+
+
+def fp32_slack(terms: int) -> float:
+    """Relative allowance for float32 rounding in a sum of ``terms`` products, computed
+    twice (once approximately, once exactly) in any order: ``terms * 2^-24`` is the worst
+    case of one; this leaves twice that again, plus room for the final additions."""
+    return 4 * (terms + 16) * 2.0**-24
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,8 @@ class QuantizedTower:
     w: np.ndarray
     err_items: np.ndarray  # (n,) float64
     err_weights: tuple[np.ndarray, np.ndarray, np.ndarray]  # |W s|, its rounding, |w|
-    err_const: float  # the user term's share of float32 rounding from c2
+    err_const: float  # the user term's share of float32 rounding: from c2
+    slack: float  # fp32_slack of this tower's sums
 
 
 def quantize_tower2(
@@ -165,6 +177,7 @@ def quantize_tower2(
     full = np.zeros((h1p, h2p))
     full[:h1, :h2] = qw.T
     weights = (np.abs(ws), np.abs(ws - qw * t[:, None]), np.abs(v))
+    slack = fp32_slack(h1 + h2)
     return QuantizedTower(
         lanes=lanes,
         unit_scale=s,
@@ -174,17 +187,19 @@ def quantize_tower2(
         scale=_padded(t, h2p, 0),
         c2=_padded(c, h2p, 0),
         w=_padded(v, h2p, 0),
-        err_items=_err(rb, qb, weights),
+        err_items=_err(rb, qb, weights, slack),
         err_weights=weights,
-        err_const=float(weights[2] @ np.abs(c)),
+        err_const=slack * float(weights[2] @ np.abs(c)),
+        slack=slack,
     )
 
 
-def _err(r: np.ndarray, q: np.ndarray, weights: tuple[np.ndarray, ...]) -> np.ndarray:
-    """One side's term of ``QuantizedTower``'s bound, float32 rounding allowance included."""
+def _err(r: np.ndarray, q: np.ndarray, weights: tuple[np.ndarray, ...], slack: float) -> np.ndarray:
+    """One side's term of ``QuantizedTower``'s bound, float32 rounding allowance included:
+    ``slack`` times what the side contributes to the sums' magnitudes."""
     aw, dw, av = weights
     quant = (np.abs(r - q) @ aw.T + np.maximum(q, 0) @ dw.T) @ av
-    return quant + FP32_SLACK * (((np.abs(r) + 1) @ aw.T) @ av)
+    return quant + slack * (((np.abs(r) + 1) @ aw.T) @ av)
 
 
 def quantize_users(q: QuantizedTower, user_part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +209,7 @@ def quantize_users(q: QuantizedTower, user_part: np.ndarray) -> tuple[np.ndarray
         raise ValueError("a user half exceeds the range the tower was quantized for")
     ra = hu / q.unit_scale
     qa = np.rint(ra)
-    err = _err(ra, qa, q.err_weights) + FP32_SLACK * q.err_const
+    err = _err(ra, qa, q.err_weights, q.slack) + q.err_const
     return _padded(qa, q.b.shape[1], 1).astype(np.int16), err
 
 

@@ -372,7 +372,7 @@ class NeuMF(nn.Module):
             self.mf.dot_all(users, w[:f], out=out).add_(self.predict.bias)
             err = fused.tower2q_into(out, q, self.tower.user_part(users))
             gmf = (self.mf.user(users) * w[:f]).abs().sum(1).double().numpy() * item_max
-            return Bounded(out, err + fused.FP32_SLACK * gmf, q.err_items)
+            return Bounded(out, err + fused.fp32_slack(f) * gmf, q.err_items)
 
         return score
 
