@@ -191,3 +191,33 @@ def test_embedding_rows_refuse_bad_indices():
         fused.embedding(table, torch.tensor([-1]))
     assert not fused.rows_available(table.double())
     assert not fused.rows_available(torch.zeros(3, 5).T)
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 3])
+def test_screen_matches_a_reference(threads):
+    rng = np.random.default_rng(0)
+    b, n, k = 9, 400, 10
+    s = rng.standard_normal((b, n)).astype(np.float32)
+    s[0, :395] = -np.inf  # fewer than k finite scores
+    s[1, 7] = np.nan
+    ei = rng.uniform(0, 0.05, n).astype(np.float32)
+    eu = rng.uniform(0, 0.05, b).astype(np.float32)
+    targets = rng.integers(0, n, b)
+    t = s[np.arange(b), targets] + rng.normal(0, 0.01, b).astype(np.float32)
+    t[2] = np.nan
+    got = fused.screen(s, ei, t, eu, targets, k, threads=threads)
+    band, cand = set(got.band.tolist()), set(got.candidates.tolist())
+    for r in range(b):
+        x = s[r]
+        other = np.arange(n) != targets[r]
+        below = (x + ei < t[r] - eu[r]) & other
+        in_band = ~(x + ei < t[r] - eu[r]) & (x - ei <= t[r] + eu[r]) & other
+        assert got.below[r] == below.sum()
+        assert {c for c in range(n) if r * n + c in band} == set(np.flatnonzero(in_band))
+        finite = np.isfinite(x)
+        lower = np.sort((x - ei)[finite])[::-1]
+        floor = lower[k - 1] - 2 * eu[r] if lower.size >= k else -np.inf
+        want = np.flatnonzero(finite & (x + ei >= floor))
+        assert {c for c in range(n) if r * n + c in cand} == set(want)
+    assert got.band.size == len(band)  # no item listed twice
