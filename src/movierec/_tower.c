@@ -220,13 +220,23 @@ static PyObject *lanes(PyObject *self, PyObject *args)
     return PyLong_FromLong(best_lanes());
 }
 
-static int check_size(Py_buffer *buf, Py_ssize_t floats, const char *name)
+static int check_bytes(Py_buffer *buf, Py_ssize_t bytes, const char *name)
 {
-    if (buf->len < floats * (Py_ssize_t)sizeof(float)) {
-        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, buf->len,
-                     floats * (Py_ssize_t)sizeof(float));
+    if (buf->len < bytes) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, buf->len, bytes);
         return -1;
     }
+
+static int check_size(Py_buffer *buf, Py_ssize_t floats, const char *name)
+{
+    return check_bytes(buf, floats * (Py_ssize_t)sizeof(float), name);
+}
+
+/* PyBuffer_Release on each buffer of a NULL-terminated list */
+static void release_all(Py_buffer **bufs)
+{
+    for (; *bufs; bufs++) PyBuffer_Release(*bufs);
+}
     return 0;
 }
 
@@ -260,27 +270,13 @@ static PyObject *tower2(PyObject *self, PyObject *args)
         result = Py_None;
         Py_INCREF(result);
     }
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&w2);
-    PyBuffer_Release(&c2);
-    PyBuffer_Release(&w);
-    PyBuffer_Release(&out);
+    release_all((Py_buffer *[]){&a, &b, &w2, &c2, &w, &out, NULL});
     return result;
 }
 
 typedef void (*qkernel_fn)(Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
                            Py_ssize_t, Py_ssize_t, const int16_t *, const int16_t *,
                            const int16_t *, const float *, const float *, const float *, float *);
-
-static int check_bytes(Py_buffer *buf, Py_ssize_t bytes, const char *name)
-{
-    if (buf->len < bytes) {
-        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, buf->len, bytes);
-        return -1;
-    }
-    return 0;
-}
 
 /* tower2q(lanes, u0, u1, i0, i1, n, h1, h2, a, b, w2, scale, c2, w, out[, vnni]): as
  * tower2, on int16 a (>= u1, h1), b (n, h1) and w2 (h1 / 2, h2, 2), float32 scale, c2, w
@@ -317,13 +313,7 @@ static PyObject *tower2q(PyObject *self, PyObject *args)
         result = Py_None;
         Py_INCREF(result);
     }
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    PyBuffer_Release(&w2);
-    PyBuffer_Release(&scale);
-    PyBuffer_Release(&c2);
-    PyBuffer_Release(&w);
-    PyBuffer_Release(&out);
+    release_all((Py_buffer *[]){&a, &b, &w2, &scale, &c2, &w, &out, NULL});
     return result;
 }
 
@@ -378,9 +368,7 @@ static PyObject *rows_op(PyObject *args, int add)
         result = Py_None;
         Py_INCREF(result);
     }
-    PyBuffer_Release(&table);
-    PyBuffer_Release(&idx);
-    PyBuffer_Release(&rows);
+    release_all((Py_buffer *[]){&table, &idx, &rows, NULL});
     return result;
 }
 
@@ -462,14 +450,7 @@ static PyObject *screen(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         result = Py_BuildValue("nn", nband, ncand);
     }
-    PyBuffer_Release(&s);
-    PyBuffer_Release(&ei);
-    PyBuffer_Release(&t);
-    PyBuffer_Release(&eu);
-    PyBuffer_Release(&target);
-    PyBuffer_Release(&band);
-    PyBuffer_Release(&cand);
-    PyBuffer_Release(&below);
+    release_all((Py_buffer *[]){&s, &ei, &t, &eu, &target, &band, &cand, &below, NULL});
     return result;
 }
 
