@@ -226,6 +226,8 @@ static int check_bytes(Py_buffer *buf, Py_ssize_t bytes, const char *name)
         PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, buf->len, bytes);
         return -1;
     }
+    return 0;
+}
 
 static int check_size(Py_buffer *buf, Py_ssize_t floats, const char *name)
 {
@@ -236,8 +238,6 @@ static int check_size(Py_buffer *buf, Py_ssize_t floats, const char *name)
 static void release_all(Py_buffer **bufs)
 {
     for (; *bufs; bufs++) PyBuffer_Release(*bufs);
-}
-    return 0;
 }
 
 /* tower2(lanes, u0, u1, i0, i1, n, h1, h2, a, b, w2, c2, w, out): lanes 16 (AVX-512) or
