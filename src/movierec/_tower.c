@@ -40,6 +40,25 @@ static inline __attribute__((target("avx2,fma"))) float hsum256(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(x, _mm_movehdup_ps(x)));
 }
 
+/* The walk both kernels share: sweeps of SWEEP items (their rows stay in L2 while the
+ * users go by), then for each user tiles of TILE items. The body (the variadic argument)
+ * sees the user's first-layer half `au` (of type ELEM), the tile's first item `i` and its
+ * `live` items, and adds each item's score into `score`, which goes into `out`. */
+#define FOR_TILES(ELEM, SWEEP, TILE, ...)                                                     \
+    for (Py_ssize_t s0 = i0; s0 < i1; s0 += SWEEP) {                                          \
+        Py_ssize_t s1 = s0 + SWEEP < i1 ? s0 + SWEEP : i1;                                    \
+        for (Py_ssize_t u = u0; u < u1; u++) {                                                \
+            const ELEM *au = a + u * h1;                                                      \
+            for (Py_ssize_t i = s0; i < s1; i += TILE) {                                      \
+                Py_ssize_t live = s1 - i < TILE ? s1 - i : TILE;                              \
+                float score[TILE] = {0};                                                      \
+                __VA_ARGS__                                                                   \
+                float *ou = out + u * n + i;                                                  \
+                for (Py_ssize_t m = 0; m < live; m++) ou[m] += score[m];                      \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
 /* L floats per vector, TILE items per register block (2 * TILE accumulators) */
 #define KERNEL(NAME, TARGET, L, TILE, MAX, HSUM)                                              \
     typedef float NAME##_vf                                                                   \
@@ -52,12 +71,7 @@ static inline __attribute__((target("avx2,fma"))) float hsum256(__m256 v)
         typedef NAME##_vf vf;                                                                 \
         const vf zero = {0};                                                                  \
         float hbuf[TILE * MAX_H1] __attribute__((aligned(64)));                               \
-        for (Py_ssize_t s0 = i0; s0 < i1; s0 += ITEMS_PER_SWEEP) {                            \
-            Py_ssize_t s1 = s0 + ITEMS_PER_SWEEP < i1 ? s0 + ITEMS_PER_SWEEP : i1;            \
-            for (Py_ssize_t u = u0; u < u1; u++) {                                            \
-                const float *au = a + u * h1;                                                 \
-                for (Py_ssize_t i = s0; i < s1; i += TILE) {                                  \
-                    Py_ssize_t live = s1 - i < TILE ? s1 - i : TILE;                          \
+        FOR_TILES(float, ITEMS_PER_SWEEP, TILE,                                               \
                     for (Py_ssize_t m = 0; m < TILE; m++) { /* first layer, into L1 */        \
                         vf *hm = (vf *)(hbuf + m * h1);                                       \
                         const float *bm = b + (i + m) * h1;                                   \
@@ -67,7 +81,6 @@ static inline __attribute__((target("avx2,fma"))) float hsum256(__m256 v)
                                                            zero)                              \
                                                  : zero;                                      \
                     }                                                                         \
-                    float score[TILE] = {0};                                                  \
                     for (Py_ssize_t j0 = 0; j0 < h2; j0 += 2 * L) {                           \
                         vf z0[TILE], z1[TILE];                                                \
                         const vf c0 = *(const vf *)(c2 + j0), c1 = *(const vf *)(c2 + j0 + L); \
@@ -87,12 +100,7 @@ static inline __attribute__((target("avx2,fma"))) float hsum256(__m256 v)
                         const vf v0 = *(const vf *)(w + j0), v1 = *(const vf *)(w + j0 + L);  \
                         _Pragma("GCC unroll 16") for (int m = 0; m < TILE; m++) score[m] +=   \
                             HSUM((vf)MAX(z0[m], zero) * v0 + (vf)MAX(z1[m], zero) * v1);      \
-                    }                                                                         \
-                    float *ou = out + u * n + i;                                              \
-                    for (Py_ssize_t m = 0; m < live; m++) ou[m] += score[m];                  \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
+                    })                                                                        \
     }
 
 KERNEL(tower2_avx512, "avx512f,fma", 16, 12, _mm512_max_ps, _mm512_reduce_add_ps)
@@ -112,12 +120,7 @@ KERNEL(tower2_avx2, "avx2,fma", 8, 6, _mm256_max_ps, hsum256)
     {                                                                                         \
         int16_t hbuf[TILE * MAX_H1] __attribute__((aligned(64)));                             \
         const Py_ssize_t per = 2 * L; /* 16-bit values per vector */                          \
-        for (Py_ssize_t s0 = i0; s0 < i1; s0 += 2 * ITEMS_PER_SWEEP) {                        \
-            Py_ssize_t s1 = s0 + 2 * ITEMS_PER_SWEEP < i1 ? s0 + 2 * ITEMS_PER_SWEEP : i1;    \
-            for (Py_ssize_t u = u0; u < u1; u++) {                                            \
-                const int16_t *au = a + u * h1;                                               \
-                for (Py_ssize_t i = s0; i < s1; i += TILE) {                                  \
-                    Py_ssize_t live = s1 - i < TILE ? s1 - i : TILE;                          \
+        FOR_TILES(int16_t, 2 * ITEMS_PER_SWEEP, TILE,                                         \
                     for (Py_ssize_t m = 0; m < TILE; m++) { /* first layer, into L1 */        \
                         VI *hm = (VI *)(hbuf + m * h1);                                       \
                         const int16_t *bm = b + (i + (m < live ? m : 0)) * h1;                \
@@ -125,7 +128,6 @@ KERNEL(tower2_avx2, "avx2,fma", 8, 6, _mm256_max_ps, hsum256)
                             hm[k / per] =                                                     \
                                 MAX16(ADD16(LOADI(bm + k), LOADI(au + k)), ZEROI());          \
                     }                                                                         \
-                    float score[TILE] = {0};                                                  \
                     for (Py_ssize_t j0 = 0; j0 < h2; j0 += 2 * L) {                           \
                         VI z0[TILE], z1[TILE];                                                \
                         _Pragma("GCC unroll 16") for (int m = 0; m < TILE; m++) {             \
@@ -152,12 +154,7 @@ KERNEL(tower2_avx2, "avx2,fma", 8, 6, _mm256_max_ps, hsum256)
                                             ZEROPS()),                                        \
                                       LOADPS(wj + L)));                                       \
                         }                                                                     \
-                    }                                                                         \
-                    float *ou = out + u * n + i;                                              \
-                    for (Py_ssize_t m = 0; m < live; m++) ou[m] += score[m];                  \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
+                    })                                                                        \
     }
 
 #define LOADI512(p) _mm512_loadu_si512((const void *)(p))
