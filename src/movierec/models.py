@@ -216,7 +216,7 @@ class Bounded:
     """Approximate scores (B, n_items) with ``|scores[u, i] - exact| <= err_users[u] +
     err_items[i]``: what a ranking needs to settle most items without exact scores."""
 
-    scores: torch.Tensor
+    scores: torch.Tensor | np.ndarray  # a tensor from the models, numpy from TorchScorer
     err_users: np.ndarray  # (B,) float64
     err_items: np.ndarray  # (n_items,) float64
 

@@ -43,6 +43,7 @@ import contextlib
 import csv
 import ctypes
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -214,6 +215,7 @@ _TRIM_THRESHOLD_DEFAULT, _MMAP_MAX_DEFAULT = 128 * 1024, 65536
 _keeping_freed_memory = False
 
 
+@functools.cache
 def _mallopt() -> Callable[[int, int], int] | None:
     if sys.platform != "linux":
         return None
