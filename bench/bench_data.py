@@ -2,6 +2,7 @@
 
     python bench/bench_data.py                      # data/synth-1, generated first if absent
     python bench/bench_data.py --data DIR --scale S --regenerate
+    python bench/bench_data.py --data ml-latest-small   # a release name: the embedded set
 
 Generation runs in a child process (``movierec synth``) so that its memory does not count
 towards the peak RSS reported for the pipeline, which runs in this process.
@@ -18,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from movierec.movielens import load
+from movierec.movielens import RELEASES, load
 from movierec.prepare import prepare
 
 
@@ -40,14 +41,14 @@ def generate(out: Path, scale: float) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", type=Path, default=Path("data/synth-1"))
+    p.add_argument("--data", type=Path, default=Path("data/synth-1"), help="folder or release")
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--regenerate", action="store_true")
     a = p.parse_args()
     print(f"{platform.python_version()} on {os.cpu_count()} CPUs, load average {os.getloadavg()}")
-    if a.regenerate or not (a.data / "ratings.csv").exists():
+    named = str(a.data) in RELEASES and not a.data.exists()
+    if a.regenerate or not (named or (a.data / "ratings.csv").exists()):
         generate(a.data, a.scale)
-    size = (a.data / "ratings.csv").stat().st_size / 2**20
 
     try:
         from movierec.split import leave_last_out
@@ -65,7 +66,9 @@ def main() -> None:
     else:
         print("leave_last_out: not available (movierec.split missing): load alone")
     clock.total()
-    print(f"ratings.csv {size:.0f} MiB, {load_report.rows_read:,} rows")
+    ratings = Path(load_report.files[0])
+    size = f"{ratings.stat().st_size / 2**20:.0f} MiB, " if ratings.is_file() else ""
+    print(f"{ratings.name} {size}{load_report.rows_read:,} rows")
     print(f"peak RSS: {peak_rss_gib():.2f} GiB")
 
     for min_users in (3, 1):

@@ -39,7 +39,7 @@ U_DATA = "196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950
 U_GENRE = "unknown|0\nAction|1\nComedy|2\n\n"
 
 
-def u_item_row(movie_id: int, title: str, release: str, flags: list[int]) -> str:
+def u_item_row(movie_id: int | str, title: str, release: str, flags: list[int]) -> str:
     return f"{movie_id}|{title}|{release}||http://x|" + "|".join(map(str, flags)) + "\n"
 
 
@@ -72,3 +72,41 @@ def zip_dir(source: Path, archive: Path, top: str | None) -> Path:
         for f in sorted(source.iterdir()):
             z.write(f, f"{top}/{f.name}" if top else f.name)
     return archive
+
+
+# The (ratings, movies) files of each format, for tests run over all of them.
+FORMAT_FILES = {
+    "csv": ("ratings.csv", "movies.csv"),
+    "dat": ("ratings.dat", "movies.dat"),
+    "100k": ("u.data", "u.item"),
+}
+
+
+def one_rating_release(
+    root: Path,
+    fmt: str,
+    *,
+    movie_id: str = "1",
+    title: str = "Film (1990)",
+    user: str = "1",
+    rated: str = "1",
+    timestamp: str = "100",
+) -> tuple[Path, int, int]:
+    """A release of format ``fmt`` with one movie and one rating, each field as given.
+
+    Returns the folder and the lines (1-based) of the rating and of the movie.
+    """
+    ratings_name, movies_name = FORMAT_FILES[fmt]
+    if fmt == "csv":
+        ratings = RATINGS_HEADER + f"{user},{rated},4,{timestamp}\n"
+        movies = f"movieId,title,genres\n{movie_id},{title},Drama\n"
+    elif fmt == "dat":
+        ratings = f"{user}::{rated}::4::{timestamp}\n"
+        movies = f"{movie_id}::{title}::Drama\n"
+    else:
+        ratings = f"{user}\t{rated}\t4\t{timestamp}\n"
+        movies = u_item_row(movie_id, title, "01-Jan-1990", [0] * 8 + [1] + [0] * 10)  # Drama
+    write(root / ratings_name, ratings)
+    write(root / movies_name, movies, encoding="utf-8" if fmt != "100k" else "latin-1")
+    header = int(fmt == "csv")
+    return root, 1 + header, 1 + header

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _data_fixtures import (
+    FORMAT_FILES,
     MOVIES_CSV,
     MOVIES_DAT_1M,
     RATINGS_CSV,
@@ -16,6 +18,7 @@ from _data_fixtures import (
     U_GENRE,
     csv_release,
     dat_release,
+    one_rating_release,
     u_item_row,
     write,
     zip_dir,
@@ -23,10 +26,12 @@ from _data_fixtures import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movierec.errors import MovierecError
 from movierec.movielens import (
     DROP_DUPLICATE,
     DROP_MISSING_MOVIE,
     DataError,
+    FetchError,
     LoadReport,
     load,
     parse_title,
@@ -292,6 +297,11 @@ BAD_MOVIES = [
     pytest.param(b"", 1, "empty file", id="empty-file"),
     pytest.param("movieId,title,genres\n", 2, "no movies", id="header-only"),
     pytest.param(MOVIES_CSV.replace("2,", "\n2,", 1), 3, "empty line", id="blank-line"),
+    pytest.param(MOVIES_CSV + '12,"Film" (2001),Drama\n', 7,
+                 "malformed CSV: ',' expected after '\"': '12,\"Film\" (2001),Drama'",
+                 id="text-after-closing-quote"),
+    pytest.param(MOVIES_CSV + "-12,Film (2001),Drama\n", 7, "negative movieId -12",
+                 id="negative-id"),
 ]  # fmt: skip
 
 
@@ -326,6 +336,10 @@ def test_bad_100k_item(tmp_path: Path) -> None:
     write(tmp_path / "u.data", "1\t5\t4\t100\n")
     write(tmp_path / "u.item", u_item_row(5, "A (1990)", "", [0] * 18), "latin-1")
     with pytest.raises(DataError, match=r"u\.item line 1: expected 24 fields, found 23"):
+        load(tmp_path)
+    write(tmp_path / "u.item", u_item_row(5, "A (1990)", "", [0] * 3), "latin-1")
+    write(tmp_path / "u.genre", "unknown|0\nAction|1\nDrama|" + "2" * 5000 + "\n")
+    with pytest.raises(DataError, match=r"u\.genre line 3: expected 'name\|index', found 'Dra"):
         load(tmp_path)
 
 
@@ -453,6 +467,9 @@ _CORRUPTIONS = {
     "empty": (lambda u, m, r, t: f"{u},{m},,{t}", "missing rating"),
     "short": (lambda u, m, r, t: f"{u},{m},{r}", "found 3"),
     "bytes": (lambda u, m, r, t: f"{u},{m},{r},{t}\udcff", "undecodable"),
+    "past": (lambda u, m, r, t: f"{u},{m},{r},-{t + 1}", "is negative (before 1970-01-01)"),
+    "future": (lambda u, m, r, t: f"{u},{m},{r},{t + 10**11}", "is in the future"),
+    "huge": (lambda u, m, r, t: f"{u},{'9' * 5000},{r},{t}", "(5000 digits) is too large"),
 }
 
 
@@ -475,3 +492,126 @@ def test_first_bad_line_is_named(
         load(csv_release(root, ratings=data))
     assert caught.value.line == k + 2
     assert re.search(rf"ratings\.csv line {k + 2}: .*{re.escape(problem)}", str(caught.value))
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def _load_error(root: Path, *, strict: bool = False) -> DataError:
+    with pytest.raises(DataError) as caught:
+        load(root, strict=strict)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 300 + len(str(root)), message
+    return caught.value
+
+
+def test_errors_share_the_project_base_and_keep_their_old_bases() -> None:
+    assert issubclass(DataError, MovierecError) and issubclass(DataError, ValueError)
+    assert issubclass(FetchError, MovierecError) and issubclass(FetchError, RuntimeError)
+
+
+STRAY_QUOTE = (
+    "movieId,title,genres\n"
+    "1,Toy Story (1995),Comedy\n"
+    '5,"Movie 5 (1985),Drama\n'
+    '6,Movie 6 (1986)",Drama\n'
+    "7,Movie 7 (1987),Drama\n"
+)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_stray_quote_in_movies_csv_is_reported_at_its_line(tmp_path: Path, strict: bool) -> None:
+    # Before: the quoted field swallowed line 4, movie 6's rating was dropped as "movie
+    # absent", and --strict blamed ratings.csv.
+    ratings = RATINGS_HEADER + "1,1,4.0,100\n1,5,3.0,110\n1,6,2.0,120\n1,7,2.0,130\n"
+    err = _load_error(csv_release(tmp_path, ratings=ratings, movies=STRAY_QUOTE), strict=strict)
+    assert (Path(err.path).name, err.line) == ("movies.csv", 3)
+    assert "quoted field runs over the line end" in str(err)
+
+
+def test_unclosed_quote_on_the_last_line_of_movies_csv(tmp_path: Path) -> None:
+    err = _load_error(csv_release(tmp_path, movies=MOVIES_CSV + '12,"Film (2001),Drama\n'))
+    assert (Path(err.path).name, err.line) == ("movies.csv", 7)
+    assert "quoted field never closes" in str(err)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_FILES))
+@pytest.mark.parametrize("digits", [20, 5000])
+def test_huge_movie_id_in_every_movie_file(tmp_path: Path, fmt: str, digits: int) -> None:
+    movie_id = "9" * digits
+    root, _, line = one_rating_release(tmp_path, fmt, movie_id=movie_id, rated=movie_id)
+    err = _load_error(root)
+    assert (Path(err.path).name, err.line) == (FORMAT_FILES[fmt][1], line)
+    assert "movieId 9999" in str(err) and "is too large (over 32 bits)" in str(err)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_FILES))
+@pytest.mark.parametrize("field", ["user", "rated", "timestamp"])
+def test_5000_digit_number_in_every_ratings_file(tmp_path: Path, fmt: str, field: str) -> None:
+    root, line, _ = one_rating_release(tmp_path, fmt, **{field: "1" * 5000})
+    err = _load_error(root)
+    assert (Path(err.path).name, err.line) == (FORMAT_FILES[fmt][0], line)
+    assert "(5000 digits) is too large" in str(err)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_FILES))
+@pytest.mark.parametrize(
+    ("offset", "problem"),
+    [(None, "timestamp -1 is negative (before 1970-01-01)"), (10 * 86_400, "is in the future")],
+)
+def test_timestamps_out_of_range(tmp_path: Path, fmt: str, offset: int | None, problem: str):
+    timestamp = -1 if offset is None else int(time.time()) + offset
+    root, line, _ = one_rating_release(tmp_path, fmt, timestamp=str(timestamp))
+    err = _load_error(root)
+    assert (Path(err.path).name, err.line) == (FORMAT_FILES[fmt][0], line)
+    assert problem in str(err)
+
+
+@pytest.mark.parametrize("timestamp", [0, int(time.time())])
+def test_timestamps_at_the_ends_of_the_range_load(tmp_path: Path, timestamp: int) -> None:
+    ds, _ = load(one_rating_release(tmp_path, "csv", timestamp=str(timestamp))[0])
+    assert ds.interactions.timestamps.tolist() == [timestamp]
+
+
+def test_titles_with_long_runs_of_spaces_parse_fast() -> None:
+    spaces = " " * 100_000
+    cases = [
+        ("A" + spaces + "x (1995)", ("A" + spaces + "x", 1995)),
+        ("A" + spaces + "(1995)", ("A", 1995)),
+        ("A (1995-" + spaces + "x)", ("A (1995-" + spaces + "x)", 0)),
+        ("A (" + spaces + "1995" + spaces + ")", ("A", 1995)),
+        ("A (" + spaces, ("A (", 0)),
+    ]
+    start = time.perf_counter()
+    for raw, expected in cases:
+        assert parse_title(raw) == expected
+    assert time.perf_counter() - start < 0.25
+
+
+def test_long_title_loads_fast(tmp_path: Path) -> None:
+    title = "A" + " " * 100_000 + "x (1995)"
+    root = csv_release(tmp_path, movies=MOVIES_CSV + f"12,{title},Drama\n")
+    start = time.perf_counter()
+    ds, _ = load(root)
+    assert time.perf_counter() - start < 1.0
+    assert len(ds.interactions) == 9
+
+
+@pytest.mark.parametrize("name", ["ratings.csv", "movies.csv"])
+def test_plain_and_gzipped_copies_side_by_side_are_refused(tmp_path: Path, name: str) -> None:
+    csv_release(tmp_path)
+    write(tmp_path / f"{name}.gz", gzip.compress((tmp_path / name).read_bytes()))
+    err = _load_error(tmp_path)
+    assert str(err) == f"{tmp_path}: both {name} and {name}.gz are present: remove one"
+    archive = zip_dir(tmp_path, tmp_path.parent / f"{tmp_path.name}.zip", "ml-x")
+    with pytest.raises(DataError, match=rf"both {name} and {name}\.gz are present"):
+        load(archive)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_FILES))
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\t", "\x7f", "\r"])
+def test_control_characters_in_every_movie_file(tmp_path: Path, fmt: str, char: str) -> None:
+    root, _, line = one_rating_release(tmp_path, fmt, title=f"Fil{char}m (1990)")
+    err = _load_error(root)
+    assert (Path(err.path).name, err.line) == (FORMAT_FILES[fmt][1], line)
+    assert f"control character {char!r} at column " in str(err)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _data_fixtures import RATINGS_CSV, csv_release
+from _data_fixtures import MOVIES_CSV, RATINGS_CSV, RATINGS_HEADER, csv_release, write
 from typer.testing import CliRunner
 
 from movierec.cli import app
@@ -177,3 +178,52 @@ def test_cli_prepare_strict(tmp_path: Path) -> None:
     strict = CliRunner().invoke(app, ["prepare", "--data", str(tmp_path), "--strict"])
     assert strict.exit_code == 2
     assert "line 11: movie 99 is not in movies.csv" in strict.stderr
+
+
+def _side_by_side(root: Path) -> Path:
+    csv_release(root)
+    return write(root / "ratings.csv.gz", gzip.compress(RATINGS_CSV.encode())).parent
+
+
+BAD_DIRS = {  # case -> (make the folder, what the error line ends with)
+    "stray-quote": (
+        lambda root: csv_release(
+            root, movies=MOVIES_CSV + '12,"Film (2001),Drama\n13,Other (2002)",Drama\n'
+        ),
+        "movies.csv line 7: a quoted field runs over the line end into line 8 (a stray '\"'?): "
+        "'12,\"Film (2001),Drama'",
+    ),
+    "20-digit-id": (
+        lambda root: csv_release(root, movies=MOVIES_CSV + "9" * 20 + ",F (1990),\n"),
+        f"movies.csv line 7: movieId {'9' * 20} is too large (over 32 bits)",
+    ),
+    "5000-digits": (
+        lambda root: csv_release(root, ratings=RATINGS_CSV + "1" * 5000 + ",1,4,1\n"),
+        "ratings.csv line 11: userId 11111111111111111111... (5000 digits) is too large "
+        "(over 32 bits)",
+    ),
+    "negative-time": (
+        lambda root: csv_release(root, ratings=RATINGS_HEADER + "1,1,4.0,-7\n"),
+        "ratings.csv line 2: timestamp -7 is negative (before 1970-01-01)",
+    ),
+    "side-by-side": (_side_by_side, "both ratings.csv and ratings.csv.gz are present: remove one"),
+    "nul-title": (
+        lambda root: csv_release(root, movies=MOVIES_CSV.replace("Hyena", "Hy\x00ena")),
+        "movies.csv line 4: control character '\\x00' at column 5: NUL bytes and other control "
+        "characters are not allowed",
+    ),
+}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("case", sorted(BAD_DIRS))
+def test_cli_prepare_hostile_data_is_one_clean_line(tmp_path: Path, case: str, strict: bool):
+    make, ending = BAD_DIRS[case]
+    make(tmp_path)
+    args = ["prepare", "--data", str(tmp_path)] + (["--strict"] if strict else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}"), result.stderr
+    assert lines[0].endswith(ending), lines[0]
+    assert "Traceback" not in result.output

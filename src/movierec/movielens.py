@@ -18,9 +18,19 @@ Validation policy
 -----------------
 Structural problems are always errors: a ``DataError`` naming the file, the line and the
 problem. They are: a missing or misnamed header, an empty file, a line with too few or
-too many fields (a truncated last line), an empty field, a non-numeric or negative id, a
-non-numeric rating or timestamp, a rating out of range, bytes that are not valid in the
-file's encoding, a movie listed twice in the movie file.
+too many fields (a truncated last line), an empty field, a non-numeric or negative id, an
+id over 32 bits (either file) or a timestamp over 64 bits, a non-numeric rating or
+timestamp, a rating out of range, a timestamp out of range, bytes that are not valid in
+the file's encoding, a control character (NUL, ESC, tab, a lone CR, ...) anywhere in a
+movie file, a quoted field of ``movies.csv`` that runs over its line end (a stray ``"``:
+no title holds a line break), a movie listed twice in the movie file, and a file present
+both plain and gzipped (``ratings.csv`` beside ``ratings.csv.gz``: which one is meant is
+not guessed).
+
+Timestamps are seconds since 1970-01-01 UTC and must lie between 0 and a day after the
+load (the slack absorbs clocks that disagree): a negative or future timestamp is damage,
+like a rating out of range, so it is an error rather than a dropped row. MovieLens itself
+begins in 1995; earlier non-negative times are accepted for other data in the format.
 
 Two problems are repaired by dropping rows, counted by reason in ``LoadReport.dropped``:
 ratings of movies absent from the movie file, and duplicated (user, movie) pairs, of which
@@ -35,6 +45,7 @@ same parser) and described.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import hashlib
 import io
@@ -42,6 +53,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -58,6 +70,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from movierec.data import Catalog, Dataset, IdMap, Interactions
+from movierec.errors import MovierecError
 
 # Release name -> the folder its GroupLens zip unpacks into.
 RELEASES: dict[str, str] = {
@@ -86,12 +99,21 @@ _RATING_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 _RATING_TYPES = (pa.int32(), pa.int32(), pa.float32(), pa.int64())
 _MOVIE_COLUMNS = ("movieId", "title", "genres")
 _NO_GENRES = frozenset({"(no genres listed)", "unknown", ""})
-_TITLE_YEAR = re.compile(
-    r"^(?P<title>.*?)\s*\(\s*(?P<year>\d{4})\s*(?:[-\u2013]\s*(?:\d{4})?\s*)?\)$"
-)
+# What follows a title's last "(": a year, or a series' "2007-" / "1975-1979", then ")".
+# Matched from that "(" on, with no two adjacent repeats: linear time on any input.
+_YEAR_SUFFIX = re.compile(r"\s*(?P<year>\d{4})\s*(?:[-\u2013]\s*(?:\d{4}\s*)?)?\)")
+# Characters no movie file may hold: C0 controls but the line end (\n, \r\n), and DEL.
+# C1 (U+0080..U+009F) is let through: latin-1 files (ml-100k, ml-1m) may hold cp1252 bytes.
+_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+_LONE_CR = re.compile(r"\r(?!\n)")
+# Integers as the readers accept them; the range is checked on the digits' count first, so
+# that no huge string reaches int() (which refuses over 4300 digits).
+_INTEGER = re.compile(r"\s*(?P<sign>[+-]?)(?P<digits>[0-9]+)\s*")
+# Accepted timestamps: from 1970-01-01 up to a day after the load (clocks disagree a little).
+_FUTURE_SLACK_S = 86_400
 
 
-class DataError(ValueError):
+class DataError(MovierecError, ValueError):
     """A problem in a data file: ``str`` reads ``<file> line <n>: <problem>``."""
 
     def __init__(self, path: str | Path, line: int | None, message: str) -> None:
@@ -102,7 +124,7 @@ class DataError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class FetchError(RuntimeError):
+class FetchError(MovierecError, RuntimeError):
     """A release could not be downloaded, verified or unpacked."""
 
 
@@ -148,10 +170,12 @@ def parse_title(raw: str) -> tuple[str, int]:
     A series' ``(2007-)`` or ``(1975-1979)`` gives its first year.
     """
     text = raw.strip()
-    m = _TITLE_YEAR.match(text)
-    if m is None or not m.group("title"):
+    paren = text.rfind("(")
+    m = _YEAR_SUFFIX.fullmatch(text, paren + 1) if paren > 0 else None
+    title = text[:paren].rstrip() if m is not None else ""
+    if not title:
         return text, 0
-    return m.group("title"), int(m.group("year"))
+    return title, int(m.group("year"))
 
 
 def default_cache_dir() -> Path:
@@ -262,15 +286,25 @@ def _named_release(name: str) -> _Release:
     )
 
 
-def _pick(available: dict[str, _File], display: str, name: str) -> _Release:
+def _pick(available: dict[str, list[_File]], display: str, name: str) -> _Release:
+    """``available``: the files present by name without ``.gz``; a name may have two."""
     for fmt, ratings, movies in _FORMATS:
         if ratings in available:
             if movies not in available:
                 raise DataError(display, None, f"{movies} is missing beside {ratings}")
             if fmt == "dat":
                 fmt = "dat-1m" if "users.dat" in available else "dat-10m"
-            genres = available.get("u.genre") if fmt == "100k" else None
-            return _Release(name, display, fmt, available[ratings], available[movies], genres)
+            genres = None
+            if fmt == "100k" and "u.genre" in available:
+                genres = _only(available, "u.genre", display)
+            return _Release(
+                name,
+                display,
+                fmt,
+                _only(available, ratings, display),
+                _only(available, movies, display),
+                genres,
+            )
     found = ", ".join(sorted(available)) or "nothing"
     raise DataError(
         display,
@@ -280,9 +314,25 @@ def _pick(available: dict[str, _File], display: str, name: str) -> _Release:
     )
 
 
+def _only(available: dict[str, list[_File]], base: str, display: str) -> _File:
+    """The one file named ``base`` (maybe gzipped): both ``x`` and ``x.gz`` is an error."""
+    files = available[base]
+    if len(files) > 1:
+        a, b = sorted(Path(f.member or f.path).name for f in files)
+        raise DataError(display, None, f"both {a} and {b} are present: remove one")
+    return files[0]
+
+
+def _by_base(files: Iterator[tuple[str, _File]]) -> dict[str, list[_File]]:
+    out: dict[str, list[_File]] = {}
+    for filename, f in files:
+        out.setdefault(_base(filename), []).append(f)
+    return out
+
+
 def _dir_release(path: Path, *, name: str, display: str) -> _Release:
     entries = [p for p in path.iterdir() if not p.name.startswith((".", "__MACOSX"))]
-    files = {_base(p.name): _File(f"{display}/{p.name}", p) for p in entries if p.is_file()}
+    files = _by_base((p.name, _File(f"{display}/{p.name}", p)) for p in entries if p.is_file())
     subdirs = [p for p in entries if p.is_dir()]
     if not any(f[1] in files for f in _FORMATS) and len(subdirs) == 1:
         return _dir_release(subdirs[0], name=name, display=f"{display}/{subdirs[0].name}")
@@ -298,11 +348,11 @@ def _zip_release(path: Path, name: str | None = None) -> _Release:
     members = [m for m in members if not m.startswith("__MACOSX/")]
     tops = {m.split("/", 1)[0] for m in members if "/" in m}
     prefix = f"{tops.pop()}/" if len(tops) == 1 and all("/" in m for m in members) else ""
-    files = {
-        _base(m[len(prefix) :]): _File(f"{path}:{m}", path, m)
+    files = _by_base(
+        (m[len(prefix) :], _File(f"{path}:{m}", path, m))
         for m in members
         if "/" not in m[len(prefix) :]
-    }
+    )
     default_name = prefix.rstrip("/") or path.stem
     return _pick(files, str(path), name or default_name)
 
@@ -425,7 +475,22 @@ def _read_ratings(f: _File, layout: _Layout) -> _Ratings:
             row + layout.first_line,
             f"rating '{ratings[row]:g}' out of range {layout.low:g}..{layout.high:g}",
         )
+    _check_timestamps(f, timestamps, layout.first_line)
     return _Ratings(users, items, ratings, timestamps)
+
+
+def _check_timestamps(f: _File, timestamps: np.ndarray, first_line: int) -> None:
+    """Seconds since 1970-01-01 UTC, up to a day after now: before or later is an error."""
+    latest = int(time.time()) + _FUTURE_SLACK_S
+    if timestamps.min() >= 0 and timestamps.max() <= latest:  # two passes, no temporaries
+        return
+    row = int(np.argmax((timestamps < 0) | (timestamps > latest)))
+    t = int(timestamps[row])
+    if t < 0:
+        problem = "is negative (before 1970-01-01)"
+    else:
+        problem = f"is in the future (after {dt.datetime.fromtimestamp(latest, dt.UTC):%Y-%m-%d})"
+    raise DataError(f.display, row + first_line, f"timestamp {t} {problem}")
 
 
 def _to_numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -503,22 +568,42 @@ def _describe(raw: bytes, layout: _Layout, arrow_message: str, *, last: bool) ->
         hint = " (truncated line?)" if last and len(fields) < len(_RATING_COLUMNS) else ""
         return (
             f"expected {len(_RATING_COLUMNS)} fields ({','.join(_RATING_COLUMNS)}) separated "
-            f"by {sep}, found {len(fields)}{hint}: {text!r}"
+            f"by {sep}, found {len(fields)}{hint}: {_shown(text)}"
         )
     for name, kind, value in zip(_RATING_COLUMNS, _RATING_TYPES, fields, strict=True):
         if not value.strip():
             return f"missing {name} (empty field)"
         if pa.types.is_integer(kind):
-            if not re.fullmatch(r"\s*[+-]?\d+\s*", value):
-                return f"{name} {value!r} is not an integer"
-            if not -(2 ** (kind.bit_width - 1)) <= int(value) < 2 ** (kind.bit_width - 1):
-                return f"{name} {value.strip()} is too large (over {kind.bit_width} bits)"
+            if (problem := _integer_problem(name, value, kind.bit_width)) is not None:
+                return problem
         else:
             try:
                 float(value)
             except ValueError:
                 return f"{name} {value!r} is not a number"
     return f"cannot parse: {_arrow_text(arrow_message)}"
+
+
+def _integer_problem(name: str, value: str, bits: int) -> str | None:
+    """Why ``value`` is not a signed ``bits``-bit integer, or None. Any length is safe."""
+    if bits >= 32 and len(value) < 10 and value.isascii() and value.isdigit():  # at once
+        return None
+    m = _INTEGER.fullmatch(value)
+    if m is None:
+        return f"{name} {_shown(value)} is not an integer"
+    digits = m.group("digits").lstrip("0") or "0"
+    limit = 2 ** (bits - 1)
+    if len(digits) > len(str(limit)) or not -limit <= int(m.group("sign") + digits) < limit:
+        shown = digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits)} digits)"
+        return f"{name} {m.group('sign').replace('+', '')}{shown} is too large (over {bits} bits)"
+    return None
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``repr(value)``, cut short when long, for one-line messages."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
 
 
 def _undecodable(raw: bytes, e: UnicodeDecodeError, encoding: str) -> str:
@@ -553,6 +638,41 @@ def _decode(f: _File, data: bytes, encoding: str) -> str:
         raise DataError(f.display, line, _undecodable(raw, shifted, encoding.upper())) from None
 
 
+def _read_text(f: _File, *encodings: str) -> tuple[str, str]:
+    """The file's text in the first of ``encodings`` that decodes it, and that encoding.
+
+    The last encoding must decode it (else a ``DataError`` at the line). Control characters
+    (NUL, ...) anywhere are an error at their line: no field of a movie file may hold one.
+    """
+    data = f.read_bytes()
+    for encoding in encodings[:-1]:
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        encoding = encodings[-1]
+        text = _decode(f, data, encoding)
+    if (at := _first_control(text)) >= 0:
+        line_start = text.rfind("\n", 0, at) + 1
+        raise DataError(
+            f.display,
+            text.count("\n", 0, at) + 1,
+            f"control character {text[at]!r} at column {at - line_start + 1}: "
+            "NUL bytes and other control characters are not allowed",
+        )
+    return text, encoding
+
+
+def _first_control(text: str) -> int:
+    """Where the first control character (a CR not before LF included) is, or -1."""
+    found = [m.start() for m in (_CONTROL.search(text),) if m is not None]
+    if "\r" in text and text.count("\r") != text.count("\r\n"):  # the regex is slower
+        found += [m.start() for m in (_LONE_CR.search(text),) if m is not None]
+    return min(found, default=-1)
+
+
 class _MovieRows:
     """Collects movie rows and checks them; one instance per movie file."""
 
@@ -573,10 +693,13 @@ class _MovieRows:
     def add(self, line: int, movie_id: str, title: str, genres: str, year: int = 0) -> None:
         if self.pending_blank is not None:
             raise DataError(self.f.display, self.pending_blank, "empty line")
-        if not re.fullmatch(r"\s*\d+\s*", movie_id):
-            raise DataError(self.f.display, line, f"movieId {movie_id!r} is not an integer")
+        if (problem := _integer_problem("movieId", movie_id, 32)) is not None:
+            raise DataError(self.f.display, line, problem)
+        movie = int(movie_id)
+        if movie < 0:
+            raise DataError(self.f.display, line, f"negative movieId {movie}")
         name, parsed_year = parse_title(title)
-        self.ids.append(int(movie_id))
+        self.ids.append(movie)
         self.titles.append(name)
         self.years.append(parsed_year or year)
         self.genres.append("" if genres.strip() in _NO_GENRES else genres.strip())
@@ -585,7 +708,7 @@ class _MovieRows:
     def wrong_fields(self, line: int, expected: int, found: int, text: str) -> DataError:
         hint = " (truncated line?)" if found < expected else ""
         return DataError(
-            self.f.display, line, f"expected {expected} fields, found {found}{hint}: {text!r}"
+            self.f.display, line, f"expected {expected} fields, found {found}{hint}: {_shown(text)}"
         )
 
     def build(self, first_line: int) -> _Movies:
@@ -609,16 +732,23 @@ class _MovieRows:
 
 def _read_movies_csv(f: _File) -> _Movies:
     _check_header(f, _MOVIE_COLUMNS)
-    text = _decode(f, f.read_bytes(), "utf-8").removeprefix("\ufeff")
+    text = _read_text(f, "utf-8")[0].removeprefix("\ufeff")
     rows = _MovieRows(f, "utf-8")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), strict=True)
     next(reader)
     try:
         while True:
-            start = reader.line_num + 1  # a quoted field may span lines; rows start here
+            start = reader.line_num + 1
             row = next(reader, None)
             if row is None:
                 break
+            if reader.line_num != start:  # no title holds a line end: a stray '"'
+                raise DataError(
+                    f.display,
+                    start,
+                    f"a quoted field runs over the line end into line {start + 1} "
+                    f"(a stray '\"'?): {_shown(_line_of(text, start))}",
+                )
             if not row:
                 rows.blank(start)
             elif len(row) != 3:
@@ -626,16 +756,20 @@ def _read_movies_csv(f: _File) -> _Movies:
             else:
                 rows.add(start, row[0], row[1], row[2])
     except csv.Error as e:
-        raise DataError(f.display, reader.line_num, f"malformed CSV: {e}") from None
+        problem = "a quoted field never closes (a stray '\"'?)" if "end of data" in str(e) else e
+        raise DataError(
+            f.display, start, f"malformed CSV: {problem}: {_shown(_line_of(text, start))}"
+        ) from None
     return rows.build(first_line=2)
 
 
+def _line_of(text: str, line: int) -> str:
+    """Line ``line`` (1-based) of ``text``, without its line end."""
+    return text.split("\n", line)[line - 1].removesuffix("\r")
+
+
 def _read_movies_dat(f: _File) -> _Movies:
-    data = f.read_bytes()
-    try:
-        text, encoding = data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        text, encoding = data.decode("latin-1"), "latin-1"
+    text, encoding = _read_text(f, "utf-8", "latin-1")
     rows = _MovieRows(f, encoding)
     for line, raw in enumerate(text.split("\n"), start=1):
         raw = raw.removesuffix("\r")
@@ -653,12 +787,12 @@ def _read_genre_names(f: _File | None) -> tuple[str, ...]:
     if f is None:
         return GENRES_100K
     names: dict[int, str] = {}
-    for line, raw in enumerate(f.read_bytes().decode("latin-1").split("\n"), start=1):
+    for line, raw in enumerate(_read_text(f, "latin-1")[0].split("\n"), start=1):
         if not raw.strip():
             continue
         name, _, index = raw.strip().rpartition("|")
-        if not name or not index.isdigit():
-            raise DataError(f.display, line, f"expected 'name|index', found {raw.strip()!r}")
+        if not name or _integer_problem("index", index, 32) is not None or int(index) < 0:
+            raise DataError(f.display, line, f"expected 'name|index', found {_shown(raw.strip())}")
         names[int(index)] = name
     if sorted(names) != list(range(len(names))):
         raise DataError(f.display, None, "genre indices must run 0, 1, 2, ... without gaps")
@@ -669,7 +803,7 @@ def _read_movies_100k(f: _File, genre_file: _File | None) -> _Movies:
     names = _read_genre_names(genre_file)
     n_fields = 5 + len(names)
     rows = _MovieRows(f, "latin-1")
-    text = f.read_bytes().decode("latin-1")
+    text = _read_text(f, "latin-1")[0]
     for line, raw in enumerate(text.split("\n"), start=1):
         raw = raw.removesuffix("\r")
         if not raw.strip():
