@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from _close import assert_scores_close
 from _train_fixtures import fast_config, planted_split
 
 from movierec.evaluate import evaluate
@@ -44,9 +45,10 @@ def test_gpu_scores_match_the_cpu(kind: str) -> None:
     cpu = TorchScorer(model, "cpu").score_all(users)
     gpu = TorchScorer(build_model(config), DEVICE)
     gpu.model.load_state_dict(model.state_dict())
-    np.testing.assert_allclose(gpu.score_all(users), cpu, rtol=1e-4, atol=1e-4)
+    # other kernels, other summation orders: float32 rounding on scores up to ~10
+    assert_scores_close(gpu.score_all(users), cpu, rtol=1e-4, atol=1e-4)
     items = np.random.default_rng(0).integers(0, 3000, (50, 100))
-    np.testing.assert_allclose(gpu.score(users, items), cpu[users[:, None], items], atol=1e-4)
+    assert_scores_close(gpu.score(users, items), cpu[users[:, None], items], rtol=1e-4, atol=1e-4)
 
 
 def test_history_model_trains_on_the_gpu(split) -> None:

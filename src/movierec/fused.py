@@ -11,21 +11,34 @@
 
 The extension is built at install time where a C compiler exists. Without it, off x86-64
 (no AVX2), or for a first layer wider than ``MAX_H1``, ``available()`` is False and callers
-keep the torch path, which gives the same scores (and ``rows_available()`` is False:
-``nn.Embedding``'s own path). The loops release the GIL, so threads split the work.
+keep the torch path, which gives the same scores up to float32 rounding (and
+``rows_available()`` is False: ``nn.Embedding``'s own path). The loops release the GIL, so
+threads split the work.
+
+``MOVIEREC_NO_C=1`` (read here, once, at import; any value but empty or ``0`` counts)
+leaves the extension unloaded, exactly as if it had not been built, so every caller takes
+the torch path. ``.ci/run`` runs the scoring tests a second time so. Scores from the two
+paths, from different thread counts or batch shapes, and from different CPUs differ in
+float32 rounding: tests compare them with tolerances (``tests/_close.py``).
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+NO_C_ENV = "MOVIEREC_NO_C"  # set (not "0"): leave the extension unloaded
+DISABLED = os.environ.get(NO_C_ENV, "").strip() not in ("", "0")
+
 try:
+    if DISABLED:
+        raise ImportError(f"{NO_C_ENV} is set")
     from movierec import _tower
-except ImportError:  # not compiled here: the torch path serves
+except ImportError:  # not compiled here, or disabled: the torch path serves
     _tower = None
 
 LANES = _tower.lanes() if _tower is not None else 0  # floats per vector; 0: no kernel
@@ -81,6 +94,12 @@ def tower2_into(
         lambda *r: _tower.tower2(lanes, *r, n_items, h1p, h2p, a, b, w2, c2, wp, o),
     )
     return out
+
+
+def _need_kernel(what: str) -> None:
+    if _tower is None:
+        why = f"{NO_C_ENV} is set" if DISABLED else "movierec._tower is not built here"
+        raise RuntimeError(f"{what} needs the C kernels ({why}); check available() first")
 
 
 def _check_out(out: torch.Tensor, n_users: int, n_items: int) -> None:
@@ -224,6 +243,7 @@ def tower2q_into(
     ``out`` (B, n), each within ``err_users[u] + q.err_items[i]`` of the exact one; returns
     ``err_users``. Rankings settle every pair farther than that from a threshold and score
     only the rest exactly. ``vnni=False`` keeps AVX-512 CPUs off VNNI (for tests)."""
+    _need_kernel("tower2q_into")
     _check_out(out, user_part.shape[0], q.b.shape[0])
     a, err = quantize_users(q, user_part.detach().float().cpu().numpy())
     (n_users, h1p), n_items, h2p = a.shape, q.b.shape[0], q.scale.shape[0]
@@ -302,6 +322,7 @@ def screen(
     ``err_users[u] + err_items[i]`` of the exact one: counts the items surely below the
     exact target score ``t[u]``, lists those that may not be (the band) and those that may
     be in the exact top-``k``. ``targets`` (B,) are left out of the count and the band."""
+    _need_kernel("screen")
     b, n = s.shape
     ei = np.ascontiguousarray(err_items, np.float32)
     t, eu = (np.ascontiguousarray(x, np.float32) for x in (t, err_users))
