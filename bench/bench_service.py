@@ -159,6 +159,8 @@ def synthetic_app():
 def serve_synthetic(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from movierec.httpguard import ServerLimits
+
     os.environ.update(
         BENCH_USERS=str(args.users), BENCH_ITEMS=str(args.items), BENCH_STORE=str(args.store)
     )
@@ -171,6 +173,7 @@ def serve_synthetic(args: argparse.Namespace) -> None:
         port=args.port,
         access_log=False,
         log_level="warning",
+        **ServerLimits().uvicorn_options(),  # what `movierec serve` runs with
     )
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data import Catalog, IdMap
+from movierec.httpguard import ServerLimits
 from movierec.store import write_store
 from movierec.titles import MovieMatch, TitleIndex
 from movierec.topk import Recommendations, top_k
@@ -135,16 +136,35 @@ def make_store(path: Path, rec: FakeRecommender, k: int = 5, **meta: Any) -> Pat
     return path
 
 
+def tiny_run(path: Path, **data: Any) -> Path:
+    """A real run directory (GMF, one epoch on the planted data: a few seconds)."""
+    import torch
+    from _train_fixtures import fast_config, planted_dataset
+
+    from movierec.artifacts import save_run
+    from movierec.split import leave_last_out
+    from movierec.train import fit
+
+    torch.set_num_threads(1)
+    ds = planted_dataset()
+    split = leave_last_out(ds.interactions)
+    result = fit(split, fast_config("gmf", epochs=1), progress=False)
+    return save_run(path, result, ds, split, data=data)
+
+
 @contextlib.contextmanager
-def live_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 at a free port in a thread; yields its URL."""
+def live_server(app: Any, limits: ServerLimits | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 at a free port in a thread, with the limits
+    ``service.serve`` applies (``ServerLimits()`` unless given); yields its URL."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    options = (limits or ServerLimits()).uvicorn_options()
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", **options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -13,12 +13,19 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from _service_fixtures import FakeRecommender, live_server, make_store, raw_recommendations
+from _close import assert_same_ranking
+from _service_fixtures import (
+    FakeRecommender,
+    live_server,
+    make_store,
+    raw_recommendations,
+    tiny_run,
+)
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec import service
+from movierec import httpguard, service
 from movierec.service import MAX_BODY_BYTES, BodyLimit, create_app
 from movierec.store import Store, write_store
 
@@ -84,9 +91,12 @@ def test_store_and_model_agree(client: TestClient, bare: TestClient) -> None:
         stored = client.get(f"/v1/users/{user}/recommendations?k=5").json()
         live = bare.get(f"/v1/users/{user}/recommendations?k=5").json()
         assert (stored["source"], live["source"]) == ("store", "model")
-        assert ids(stored["items"]) == ids(live["items"])
-        for a, b in zip(stored["items"], live["items"], strict=True):
-            assert a["score"] == pytest.approx(b["score"], abs=1e-6)
+        assert_same_ranking(
+            [ids(stored["items"])],
+            [[i["score"] for i in stored["items"]]],
+            [ids(live["items"])],
+            [[i["score"] for i in live["items"]]],
+        )
 
 
 def test_more_than_the_store_holds_comes_from_the_model(client: TestClient) -> None:
@@ -568,13 +578,11 @@ def test_requests_during_repeated_swaps_never_fail(
 # --------------------------------------------------------------------------- wiring
 
 
-def test_serve_loads_the_run_and_the_store(
-    tmp_path: Path, fake: FakeRecommender, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def fake_loader(fake: FakeRecommender, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``Recommender.load`` answers the fake and records the run directories it loads."""
     import sys
     import types
-
-    import uvicorn
 
     loaded: list[str] = []
     fake_module = types.ModuleType("movierec.recommend")
@@ -587,11 +595,21 @@ def test_serve_loads_the_run_and_the_store(
 
     fake_module.Recommender = Recommender  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "movierec.recommend", fake_module)
+    return loaded
+
+
+def test_serve_loads_the_run_and_the_store(
+    tmp_path: Path, fake: FakeRecommender, fake_loader: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    loaded = fake_loader
     ran: list[tuple] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.append((app, kw)))
     # process-wide settings: record them rather than apply them to the test session
     monkeypatch.setattr(service, "limit_compute_threads", lambda n: ran.append(("threads", n)))
     monkeypatch.setattr(service, "freeze_heap", lambda: ran.append(("freeze",)))
+    monkeypatch.setattr(httpguard, "raise_open_files_limit", lambda want: want)
     store_path = make_store(tmp_path / "recs.sqlite", fake)
 
     service.serve("runs/x", store_path, port=9123)
@@ -607,7 +625,8 @@ def test_serve_loads_the_run_and_the_store(
         service.serve("runs/y", tmp_path / "missing.sqlite", workers=2)
     assert loaded == ["runs/x"]
 
-    # several workers: each builds its app from the environment through the factory
+    # several workers: the run is loaded here once to check it, then each worker builds
+    # its app from the environment through the factory
     ran.clear()
     for name in service._ENV:
         monkeypatch.delenv(name, raising=False)
@@ -615,9 +634,145 @@ def test_serve_loads_the_run_and_the_store(
     service.serve("runs/z", store_path, workers=2)
     [(target, kw)] = ran
     assert (target, kw["factory"], kw["workers"]) == ("movierec.service:app_from_env", True, 2)
-    app = service.app_from_env()
     assert loaded == ["runs/x", "runs/z"]
+    app = service.app_from_env()
+    assert loaded == ["runs/x", "runs/z", "runs/z"]
     assert TestClient(app).get("/v1/users/1/recommendations?k=2").json()["source"] == "store"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_applies_the_limits(
+    fake_loader: list[str], monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    import pickle
+
+    import uvicorn
+
+    ran: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: ran.append(kw))
+    monkeypatch.setattr(service, "limit_compute_threads", lambda n: None)
+    monkeypatch.setattr(service, "freeze_heap", lambda: None)
+    files: list[int] = []
+    monkeypatch.setattr(httpguard, "raise_open_files_limit", lambda want: files.append(want) or 0)
+    limits = {"limit_concurrency": 77, "timeout_keep_alive": 3, "request_timeout": 2.5}
+    service.serve("runs/x", workers=workers, max_head_bytes=9000, **limits)
+    [kw] = ran
+    assert {k: kw[k] for k in ("limit_concurrency", "timeout_keep_alive")} == {
+        "limit_concurrency": 77,
+        "timeout_keep_alive": 3,
+    }
+    protocol = pickle.loads(pickle.dumps(kw["http"]))  # workers receive it pickled
+    assert protocol.func is httpguard.GuardedHttpTools
+    assert protocol.keywords == {"request_timeout": 2.5, "max_head_bytes": 9000}
+    assert kw["ws"] == "none" and files == [77 + 256]
+    with pytest.raises(ValueError, match="request_timeout"):  # before anything is loaded
+        service.serve("runs/y", workers=workers, request_timeout=0)
+    assert "runs/y" not in fake_loader
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_run(tmp_path_factory.mktemp("served") / "run", source="/srv/data/ml-secret")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda run: (run / "model.safetensors").write_bytes(
+            (run / "model.safetensors").read_bytes()[:-10]
+        ),
+        lambda run: (run / "manifest.json").unlink(),
+    ],
+    ids=["truncated-weights", "no-manifest"],
+)
+def test_serve_refuses_a_damaged_run_before_uvicorn_starts(
+    real_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, damage
+) -> None:
+    import shutil
+
+    import uvicorn
+
+    from movierec.artifacts import ArtifactError
+
+    def no_uvicorn(*a: object, **kw: object) -> None:
+        raise AssertionError("uvicorn started on a damaged run")
+
+    monkeypatch.setattr(uvicorn, "run", no_uvicorn)
+    run = Path(shutil.copytree(real_run, tmp_path / "run"))
+    damage(run)
+    with pytest.raises(ArtifactError) as caught:
+        service.serve(run, workers=workers)
+    assert str(run) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_refuses_a_bad_store_before_loading_the_model(
+    tmp_path: Path, fake: FakeRecommender, fake_loader: list[str], monkeypatch, workers: int
+) -> None:
+    import sqlite3
+
+    import uvicorn
+
+    from movierec.errors import MovierecError
+    from movierec.store import StoreError
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("uvicorn started"))
+    path = make_store(tmp_path / "recs.sqlite", fake)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 'null' WHERE key = 'k'")
+    conn.close()
+    with pytest.raises(StoreError, match="meta 'k' is null") as caught:
+        service.serve("runs/x", path, workers=workers)
+    assert isinstance(caught.value, MovierecError) and fake_loader == []
+
+
+def test_model_info_is_what_was_loaded_even_after_the_run_moves(
+    real_run: Path, tmp_path: Path, fake: FakeRecommender
+) -> None:
+    import shutil
+
+    run = Path(shutil.copytree(real_run, tmp_path / "run"))
+    store = make_store(tmp_path / "recs.sqlite", fake, run=str(run.resolve()))
+    client = TestClient(service.load_app(run, store.resolve()))
+    before = client.get("/v1/model")
+    assert before.status_code == 200, before.text
+    run.rename(tmp_path / "moved")  # e.g. an operator tidying up runs/ while it serves
+    after = client.get("/v1/model")
+    assert after.status_code == 200, after.text
+    assert after.json() == before.json()
+    body = after.json()
+    assert body["model"] == "gmf" and body["info"]["data"]["source"] == "ml-secret"
+    assert body["store"]["path"] == "recs.sqlite" and body["store"]["meta"]["run"] == "run"
+    assert str(tmp_path) not in after.text and "/srv/" not in after.text
+
+
+def test_a_damaged_store_swapped_in_is_logged_and_the_old_one_keeps_serving(
+    tmp_path: Path,
+    fake: FakeRecommender,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import os
+    import sqlite3
+
+    path = make_store(tmp_path / "recs.sqlite", fake, k=5, run_id="good")
+    client = TestClient(create_app(fake, Store.open(path)))
+    monkeypatch.setattr(service, "STORE_CHECK_INTERVAL_S", 0.0)
+    bad = make_store(tmp_path / "bad.sqlite", fake, k=5, run_id="bad")
+    with sqlite3.connect(bad) as conn:
+        conn.execute("UPDATE meta SET value = 'null' WHERE key = 'k'")
+    conn.close()
+    os.replace(bad, path)
+    with caplog.at_level(logging.WARNING, logger="movierec.store"):
+        for _ in range(3):
+            assert client.get("/health").status_code == 200
+            r = client.get("/v1/users/1/recommendations?k=3")
+            assert r.status_code == 200 and r.json()["source"] == "store"
+            assert client.get("/v1/model").json()["store"]["run_id"] == "good"
+    [record] = caplog.records  # one line, once, however often the file is looked at
+    assert "meta 'k' is null" in record.getMessage() and "\n" not in record.getMessage()
 
 
 def test_cli_serve(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -630,7 +785,8 @@ def test_cli_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["serve", "runs/x", "--store", "s.sqlite", "--port", "9000"])
     assert result.exit_code == 0, result.output
     options = {"host": "127.0.0.1", "port": 9000, "workers": 1, "access_log": False}
-    assert calls == [(("runs/x", "s.sqlite"), options)]
+    [(args, kwargs)] = calls
+    assert args == ("runs/x", "s.sqlite") and kwargs.items() >= options.items()
 
     def missing(*a: object, **kw: object) -> None:
         raise FileNotFoundError("no recommendation store at s.sqlite")

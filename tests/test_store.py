@@ -3,6 +3,10 @@ follow a replacement without ever failing."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,7 +16,15 @@ import numpy as np
 import pytest
 from _service_fixtures import FakeRecommender, make_store, raw_recommendations
 
-from movierec.store import Block, Store, write_store, write_store_chunks
+from movierec.errors import MovierecError
+from movierec.store import (
+    Block,
+    Store,
+    StoreError,
+    StoreNotFoundError,
+    write_store,
+    write_store_chunks,
+)
 
 USERS = np.array([3, 1, 7], dtype=np.int64)
 MOVIES = np.array([[50, 60, 70], [1, 2, -1], [10, -1, -1]], dtype=np.int64)
@@ -168,6 +180,81 @@ def test_an_interrupted_write_leaves_the_previous_store_intact(tmp_path: Path, c
 def test_open_missing_store_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         Store.open(tmp_path / "nope.sqlite")
+    with pytest.raises(StoreNotFoundError, match="no recommendation store at .*nope.sqlite"):
+        Store.open(tmp_path / "nope.sqlite")
+    assert issubclass(StoreNotFoundError, StoreError) and issubclass(StoreError, MovierecError)
+
+
+# (how to damage a good store, what the one-line error says)
+DAMAGE = [
+    ("UPDATE meta SET value = 'null' WHERE key = 'k'", "meta 'k' is null; expected an integer"),
+    ("UPDATE meta SET value = '\"5\"' WHERE key = 'k'", "meta 'k' is \"5\""),
+    ("UPDATE meta SET value = '-1' WHERE key = 'k'", "meta 'k' is -1"),
+    ("UPDATE meta SET value = 'true' WHERE key = 'k'", "meta 'k' is true"),
+    ("UPDATE meta SET value = '2.5' WHERE key = 'users'", "meta 'users' is 2.5"),
+    ("DELETE FROM meta WHERE key = 'rows'", "meta 'rows' is missing"),
+    ("UPDATE meta SET value = '{oops' WHERE key = 'run_id'", "meta 'run_id' is not JSON"),
+    ("DROP TABLE recs", "table 'recs': no such table"),
+    ("ALTER TABLE movies RENAME COLUMN title TO name", "table 'movies': columns id, name"),
+    ("UPDATE recs SET score = 'high'", "numeric scores"),
+    ("UPDATE recs SET rank = rank + 10", "ranks 1..k (k 5)"),
+    ("UPDATE recs SET movie_id = 'x'", "integer ids"),
+    ("DELETE FROM recs", "meta says 20 rows but table 'recs' disagrees"),
+    ("UPDATE movies SET year = 'nineteen'", "is not (id, title, year, genres)"),
+]
+
+
+def _damaged(tmp_path: Path, sql: str | bytes) -> Path:
+    """A copy of a good store with one thing wrong (``bytes``: the whole file)."""
+    path = tmp_path / "damaged.sqlite"
+    if isinstance(sql, bytes):
+        path.write_bytes(sql)
+        return path
+    shutil.copy(make_store(tmp_path / "good.sqlite", FakeRecommender(), k=5), path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(sql)
+        conn.commit()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        *DAMAGE,
+        (b"", "table 'recs': no such table"),
+        (b"not a database at all, just text" * 4, "not a readable store: file is not a database"),
+    ],
+)
+def test_a_damaged_store_is_refused_at_open_with_one_line(
+    tmp_path: Path, damage: str | bytes, message: str
+) -> None:
+    path = _damaged(tmp_path, damage)
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    text = str(caught.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+@pytest.mark.parametrize(("damage", "message"), DAMAGE[:1] + DAMAGE[7:8] + DAMAGE[9:10])
+def test_a_damaged_replacement_is_logged_once_and_the_old_store_keeps_serving(
+    tmp_path: Path, catalog, caplog: pytest.LogCaptureFixture, damage: str, message: str
+) -> None:
+    path = tmp_path / "recs.sqlite"
+    write_store_chunks(path, _blocks(1.0), catalog, {"run_id": "old"}, progress=False)
+    store = Store.open(path)
+    bad = _damaged(tmp_path, damage)
+    os.replace(bad, path)
+    with caplog.at_level(logging.WARNING, logger="movierec.store"):
+        for _ in range(3):
+            assert store.reload_if_changed() is False
+    assert store.get(1, 1) == [(10, 1.0)] and store.meta["run_id"] == "old"
+    [record] = caplog.records
+    line = record.getMessage()
+    assert message in line and str(path) in line and "\n" not in line
+    write_store_chunks(path, _blocks(2.0), catalog, {"run_id": "new"}, progress=False)
+    assert store.reload_if_changed() is True  # a good file after a bad one is taken
+    assert store.get(1, 1) == [(10, 2.0)] and store.meta["run_id"] == "new"
+    store.close()
 
 
 def test_reload_follows_a_replacement(tmp_path: Path, catalog) -> None:

@@ -8,6 +8,10 @@ Concurrency: every endpoint is ``async``. Store lookups run on the event loop (a
 primary-key lookup takes microseconds, less than a thread hop); every call into the
 recommender runs in the thread pool, one hop per request, so a slow model call never stalls
 store lookups. The recommender must therefore tolerate concurrent read-only calls.
+
+Connections: ``serve`` runs uvicorn with ``httpguard``'s limits (concurrency, keep-alive,
+a whole-request timeout, a request-head size limit) and checks the run and the store before
+uvicorn starts, so a bad one is a one-line ``MovierecError``, never a worker's traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import json
 import logging
 import math
 import os
+import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -41,6 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from movierec import httpguard
 from movierec.store import Store
 
 if TYPE_CHECKING:
@@ -203,8 +209,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (400, "Body is not valid UTF-8 JSON"),
         (404, "Unknown user, movie, or path; or liked titles that name no single movie"),
+        (408, "Request not received in full in time (the connection is closed)"),
         (413, "Request body over 64 KiB"),
         (422, "Invalid parameters or body"),
+        (431, "Request line and headers over the limit, 16 KiB by default (connection closed)"),
     )
 }
 
@@ -396,34 +404,37 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
             store.reload_if_changed(STORE_CHECK_INTERVAL_S)
         return Health(status="ok", store=store is not None)
 
+    # What was loaded, read once: the run directory may move or vanish while serving.
+    info = _without_local_paths(_jsonable(dict(getattr(rec, "info", {}) or {})))
+    metrics = info.get("metrics")
+    model_answer = {
+        "model": _str_or_none(info.get("model", info.get("name"))),
+        "trained_at": _str_or_none(
+            info.get("trained_at", info.get("training_date", info.get("created_at")))
+        ),
+        "metrics": metrics if isinstance(metrics, dict) else {},
+        "users": len(rec.users),
+        "movies": len(rec.items),
+        "info": info,
+    }
+
     @app.get("/v1/model", tags=["service"])
     async def model_info() -> ModelInfo:
-        """Which model answers: name, training date, evaluation metrics; the store's date."""
-        info = _jsonable(dict(getattr(rec, "info", {}) or {}))
+        """Which model answers (as loaded at start): name, training date, evaluation
+        metrics; the store now serving and its date. Local paths appear as file names."""
         store_info = None
         if store is not None:
             store.reload_if_changed(STORE_CHECK_INTERVAL_S)
-            meta = _jsonable(store.meta)
+            meta = _without_local_paths(_jsonable(store.meta))
             store_info = StoreInfo(
-                path=str(store.path),
+                path=store.path.name,
                 created_at=_str_or_none(meta.get("created_at")),
                 run_id=_str_or_none(meta.get("run_id", meta.get("run"))),
                 k=store.k,
                 users=meta.get("users") if isinstance(meta.get("users"), int) else None,
                 meta=meta,
             )
-        metrics = info.get("metrics")
-        return ModelInfo(
-            model=_str_or_none(info.get("model", info.get("name"))),
-            trained_at=_str_or_none(
-                info.get("trained_at", info.get("training_date", info.get("created_at")))
-            ),
-            metrics=metrics if isinstance(metrics, dict) else {},
-            users=len(rec.users),
-            movies=len(rec.items),
-            info=info,
-            store=store_info,
-        )
+        return ModelInfo(**model_answer, store=store_info)
 
     @app.get("/v1/users/{user_id}/recommendations", tags=["recommendations"])
     async def user_recommendations(user_id: UserId, k: K = 10) -> UserRecommendations:
@@ -517,6 +528,21 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+_LOCAL_PATH = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
+
+
+def _without_local_paths(value: Any) -> Any:
+    """JSON with every absolute local path (``/srv/runs/x``, ``~/x``, ``C:\\x``) cut to
+    its last component: the API says what was loaded, not where this machine keeps it."""
+    if isinstance(value, dict):
+        return {k: _without_local_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(v) for v in value]
+    if isinstance(value, str) and _LOCAL_PATH.match(value):
+        return PureWindowsPath(value).name if "\\" in value else PurePosixPath(value).name
+    return value
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -635,17 +661,63 @@ def serve(
     access_log: bool = False,
     log_level: str = "info",
     compute_threads: int = 1,
+    limit_concurrency: int = httpguard.LIMIT_CONCURRENCY,
+    timeout_keep_alive: float = httpguard.TIMEOUT_KEEP_ALIVE_S,
+    request_timeout: float = httpguard.REQUEST_TIMEOUT_S,
+    max_head_bytes: int = httpguard.MAX_HEAD_BYTES,
 ) -> None:
-    """Load a run directory (and a store), then serve until interrupted. With ``workers``
-    > 1, each worker process loads its own copy of the model and opens the store."""
+    """Load a run directory (and a store), then serve until interrupted.
+
+    The run and the store are loaded and checked here, before uvicorn starts, whatever
+    ``workers`` is: a damaged run raises ``ArtifactError``, a bad store ``StoreError``
+    (both ``MovierecError``), never a traceback from a worker. With ``workers`` > 1 this
+    process loads the run once to check it, then each worker process loads its own copy.
+    The limits are ``httpguard.ServerLimits``'s (a bad value raises ``ValueError``).
+    """
     import uvicorn
 
-    options = {"host": host, "port": port, "access_log": access_log, "log_level": log_level}
+    limits = httpguard.ServerLimits(
+        limit_concurrency, timeout_keep_alive, request_timeout, max_head_bytes
+    )
+    options = {
+        "host": host,
+        "port": port,
+        "access_log": access_log,
+        "log_level": log_level,
+        **limits.uvicorn_options(),
+    }
     if workers <= 1:
-        uvicorn.run(load_app(run_dir, store_path, compute_threads), **options)
+        app = load_app(run_dir, store_path, compute_threads)
+        _ensure_open_files(limit_concurrency)
+        uvicorn.run(app, **options)
         return
-    if store_path is not None:
-        Store.open(store_path).close()  # fail here, not in every worker
+    _check_run_and_store(run_dir, store_path)  # fail here, not in every worker
+    _ensure_open_files(limit_concurrency)
     values = (str(run_dir), "" if store_path is None else str(store_path), str(compute_threads))
     os.environ.update(zip(_ENV, values, strict=True))
     uvicorn.run("movierec.service:app_from_env", factory=True, workers=workers, **options)
+
+
+def _check_run_and_store(
+    run_dir: str | os.PathLike[str], store_path: str | os.PathLike[str] | None
+) -> None:
+    """What each worker will do at start, done once here and thrown away."""
+    from movierec.recommend import Recommender
+
+    if store_path is not None:
+        Store.open(store_path).close()
+    Recommender.load(run_dir)
+
+
+def _ensure_open_files(limit_concurrency: int) -> None:
+    """Every connection is a file descriptor: raise the soft limit towards the concurrency
+    limit (plus room for the model's and the store's files), and say so if it cannot be."""
+    want = limit_concurrency + 256
+    have = httpguard.raise_open_files_limit(want)
+    if have < want:
+        log.warning(
+            "open files limit (ulimit -n) %d is below the concurrency limit %d + 256: once "
+            "the process runs out of descriptors, new connections wait for others to close",
+            have,
+            limit_concurrency,
+        )

@@ -24,6 +24,14 @@ inode lives until the last descriptor closes), which is what lets ``reload_if_ch
 swap to a new file while in-flight reads finish on the old one. Do not edit a store file in
 place with another tool while a server reads it; write a new one.
 
+Validation: every file is checked when it is opened, before it serves anything (the three
+tables and their columns, the meta values' JSON types and ranges, and a probe of one user's
+rows and one movie). ``Store.open`` raises ``StoreError`` naming the file and the problem; a
+new file that fails the check during ``reload_if_changed`` is logged once (one line) and
+never swapped in, and the store already open keeps serving. The check reads a handful of
+rows, so a file damaged deeper than the probe reaches is not caught here: the writer is
+what guarantees the rest.
+
 Schema::
 
     recs(user_id INTEGER, rank INTEGER, movie_id INTEGER, score REAL,
@@ -37,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -50,6 +59,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from movierec.data import Catalog
+from movierec.errors import MovierecError
+
+log = logging.getLogger(__name__)
 
 # (user raw ids (B,), movie raw ids (B, k) with -1 padding, scores (B, k))
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -67,6 +79,19 @@ CREATE TABLE movies (id INTEGER PRIMARY KEY, title TEXT NOT NULL, year INTEGER N
                      genres TEXT NOT NULL);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = {
+    "recs": ("user_id", "rank", "movie_id", "score"),
+    "movies": ("id", "title", "year", "genres"),
+    "meta": ("key", "value"),
+}
+
+
+class StoreError(MovierecError):
+    """A store file that cannot be served; the message names the file and the problem."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """No file at the store's path."""
 
 
 class _RecsLike(Protocol):
@@ -344,8 +369,72 @@ def _file_id(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def _checked(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    """The meta of a store file that passes the open-time check; ``StoreError`` otherwise."""
+    try:
+        for table, want in _COLUMNS.items():
+            have = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+            if have != want:
+                found = f"columns {', '.join(have)}" if have else "no such table"
+                raise StoreError(f"{path}: table {table!r}: {found}; expected {', '.join(want)}")
+        meta = _checked_meta(conn.execute("SELECT key, value FROM meta").fetchall(), path)
+        _probe(conn, meta, path)
+    except sqlite3.Error as e:  # not a database, a damaged one, a wrong schema
+        raise StoreError(f"{path}: not a readable store: {e}") from None
+    return meta
+
+
+def _checked_meta(rows: list[tuple[Any, Any]], path: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, value in rows:
+        try:
+            meta[str(key)] = json.loads(value)
+        except (TypeError, ValueError):
+            raise StoreError(f"{path}: meta {key!r} is not JSON: {str(value)[:40]!r}") from None
+    for key in ("k", "users", "rows"):
+        value = meta.get(key)
+        if not _is_int(value) or value < 0:
+            shown = "missing" if key not in meta else f"{json.dumps(value)[:40]}"
+            raise StoreError(f"{path}: meta {key!r} is {shown}; expected an integer >= 0")
+    return meta
+
+
+def _probe(conn: sqlite3.Connection, meta: dict[str, Any], path: Path) -> None:
+    """One user's rows and one movie: the right types, ranks 1.. in order, at most k."""
+    first = conn.execute("SELECT user_id FROM recs LIMIT 1").fetchone()
+    if (first is None) != (meta["rows"] == 0):
+        raise StoreError(f"{path}: meta says {meta['rows']} rows but table 'recs' disagrees")
+    if first is not None:
+        rows = conn.execute(
+            "SELECT user_id, rank, movie_id, score FROM recs WHERE user_id = ? ORDER BY rank",
+            first,
+        ).fetchall()
+        ranks = [r[1] for r in rows]
+        typed = all(
+            _is_int(u) and _is_int(r) and _is_int(m) and isinstance(s, int | float)
+            for u, r, m, s in rows
+        )
+        if not typed or ranks[0] < 1 or ranks[-1] > meta["k"] or len(set(ranks)) != len(ranks):
+            raise StoreError(
+                f"{path}: user {rows[0][0]!r}'s rows are not integer ids and ranks 1..k "
+                f"(k {meta['k']}) with numeric scores"
+            )
+    movie = conn.execute("SELECT id, title, year, genres FROM movies LIMIT 1").fetchone()
+    if movie is not None and not (
+        _is_int(movie[0])
+        and isinstance(movie[1], str)
+        and _is_int(movie[2])
+        and isinstance(movie[3], str)
+    ):
+        raise StoreError(f"{path}: movie {movie[0]!r} is not (id, title, year, genres)")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class _Generation:
-    """One opened store file: its identity, meta, and one connection per thread."""
+    """One opened and validated store file: its identity, meta, one connection per thread."""
 
     def __init__(self, path: Path) -> None:
         # stat first, then open: if a newer file lands in between, the recorded id is stale
@@ -356,9 +445,8 @@ class _Generation:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         try:
-            rows = self.conn().execute("SELECT key, value FROM meta").fetchall()
-            self.meta: dict[str, Any] = {key: json.loads(value) for key, value in rows}
-            self.k = int(self.meta.get("k", 0))
+            self.meta: dict[str, Any] = _checked(self.conn(), path)
+            self.k: int = self.meta["k"]
         except BaseException:
             self.close()
             raise
@@ -397,15 +485,23 @@ class Store:
     def __init__(self, path: Path, generation: _Generation) -> None:
         self.path = path
         self._gen = generation
+        self._rejected: tuple[int, int, int, int] | None = None  # the file refused last
         self._reload_lock = threading.Lock()
         self._last_check = time.monotonic()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open and check the store at ``path``; ``StoreError`` (``StoreNotFoundError``
+        when there is no file) names the file and what is wrong with it."""
         p = Path(path)
         if not p.is_file():
-            raise FileNotFoundError(f"no recommendation store at {p}")
-        return cls(p, _Generation(p))
+            raise StoreNotFoundError(f"no recommendation store at {p}")
+        try:
+            return cls(p, _Generation(p))
+        except FileNotFoundError:  # replaced and removed between the two lines above
+            raise StoreNotFoundError(f"no recommendation store at {p}") from None
+        except OSError as e:
+            raise StoreError(f"{p}: cannot open: {e.strerror or e}") from None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -441,8 +537,10 @@ class Store:
     def reload_if_changed(self, min_interval: float = 0.0) -> bool:
         """Swap to a new file at ``path`` if one replaced the open one; True if swapped.
 
-        Costs one ``os.stat`` (none when called again within ``min_interval`` seconds). On
-        any trouble opening the new file the current one keeps serving.
+        Costs one ``os.stat`` (none when called again within ``min_interval`` seconds). A
+        new file that cannot be read or fails the open-time check is logged once (one line)
+        and never swapped in; while no file is there, nothing happens. Either way the
+        current file keeps serving.
         """
         now = time.monotonic()
         if now - self._last_check < min_interval or not self._reload_lock.acquire(blocking=False):
@@ -450,11 +548,19 @@ class Store:
         try:
             self._last_check = now
             try:
-                if _file_id(os.stat(self.path)) == self._gen.file_id:
-                    return False
+                file_id = _file_id(os.stat(self.path))
+            except OSError:
+                return False  # gone for now: keep the store we have
+            if file_id in (self._gen.file_id, self._rejected):
+                return False
+            try:
                 new = _Generation(self.path)
-            except (OSError, sqlite3.DatabaseError, ValueError):
-                return False  # missing or unreadable: keep the store we have
+            except FileNotFoundError:
+                return False  # replaced again while opening: the next check sees the newest
+            except (StoreError, OSError) as e:
+                self._rejected = file_id
+                log.warning("new store rejected, still serving the previous one: %s", e)
+                return False
             self._gen = new  # the old file closes once no call uses it any more
             return True
         finally:
