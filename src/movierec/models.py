@@ -146,6 +146,12 @@ class Tower(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.rest(self.user_part(users) + self.item_part(items))
 
+    def from_user_rows(self, rows: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``forward`` with the user embeddings given as ``rows`` (..., f) instead of looked
+        up, broadcast against ``items``. Reads the tower, writes nothing; differentiable."""
+        w_user, _, bias = self._split_first()
+        return self.rest(F.linear(rows, w_user, bias) + self.item_part(items))
+
     @torch.no_grad()
     def quantized(self, w: torch.Tensor) -> fused.QuantizedTower | None:
         """This tower, with ``w`` on its output, on 16-bit integers for ``fused.tower2q_into``;
@@ -241,6 +247,12 @@ class GMF(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return _logit(self.predict, self.mf(users, items))
 
+    def score_user_rows(self, rows: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """``forward`` for users given by rows of their user tables (``rows[name]`` (..., f),
+        keyed by parameter name) instead of indices, broadcast against ``items``. Reads the
+        model, writes nothing; differentiable in ``rows`` (``foldin`` fits them)."""
+        return _logit(self.predict, rows["mf.user.weight"] * self.mf.item(items))
+
     @torch.no_grad()
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
         return self.mf.dot_all(users, self.predict.weight[0]) + self.predict.bias
@@ -271,6 +283,10 @@ class MLP(nn.Module):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return _logit(self.predict, self.tower(users, items))
+
+    def score_user_rows(self, rows: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """As ``GMF.score_user_rows``."""
+        return _logit(self.predict, self.tower.from_user_rows(rows["tower.user.weight"], items))
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
@@ -349,6 +365,12 @@ class NeuMF(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         h = torch.cat([self.mf(users, items), self.tower(users, items)], dim=-1)
         return _logit(self.predict, h)
+
+    def score_user_rows(self, rows: dict[str, torch.Tensor], items: torch.Tensor) -> torch.Tensor:
+        """As ``GMF.score_user_rows``."""
+        mf = rows["mf.user.weight"] * self.mf.item(items)
+        tower = self.tower.from_user_rows(rows["tower.user.weight"], items)
+        return _logit(self.predict, torch.cat([mf, tower], dim=-1))
 
     @torch.no_grad()
     def score_all(self, users: torch.Tensor, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import multiprocessing
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -85,7 +86,11 @@ class History:
 
 
 class Recommender:
-    """A trained run ready to answer: ``for_users``, ``for_liked``, ``similar``, ``history``."""
+    """A trained run ready to answer: ``for_users``, ``for_liked``, ``similar``, ``history``.
+
+    Every method only reads the run (the served model included), so threads may call them
+    concurrently; the one lazily built value (item vectors) is built under a lock.
+    """
 
     def __init__(self, run: Run, fold: FoldInConfig = FoldInConfig()) -> None:
         self.run = run
@@ -101,6 +106,7 @@ class Recommender:
         )
         self.titles = TitleIndex(self.catalog, self.items, self.popularity)
         self._item_vectors: np.ndarray | None = None
+        self._lock = threading.Lock()
         if isinstance(self.model, HistoryModel):  # serve from everything each user watched
             self.model.set_history_from(history_for(run.split, "all"))
 
@@ -139,16 +145,16 @@ class Recommender:
         if isinstance(self.model, HistoryModel):  # the liked list is the history: one pass
             scores = self.model.score_items_for_history(torch.as_tensor(liked)[None, :])
             scores = scores.float().cpu().numpy()
-        else:
-            with torch.inference_mode(False):
-                rows = fold_in(self.model, liked, self.fold)
-            scores = score_folded(self.model, rows)[None, :]
+        else:  # fold_in reads the shared model and writes nothing: safe across threads
+            scores = score_folded(self.model, fold_in(self.model, liked, self.fold))[None, :]
         scores[0, liked] = -np.inf  # never recommend what the person named
         return top_k(scores, k)
 
     def similar(self, item_idx: int, k: int) -> Recommendations:
         if self._item_vectors is None:
-            self._item_vectors = item_vectors(self.model)
+            with self._lock:  # built once, by the first request that needs them
+                if self._item_vectors is None:
+                    self._item_vectors = item_vectors(self.model)
         v = self._item_vectors
         scores = (v @ v[item_idx])[None, :]
         scores[0, item_idx] = -np.inf  # not the movie itself
