@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -152,3 +158,194 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
         load_run(tmp_path / "absent")
     with pytest.raises(ArtifactError, match="missing"):
         load_run(tmp_path)
+
+
+# ----------------------------------------------------------------------------- replacing a run
+
+
+@pytest.fixture(scope="module")
+def retrained(trained):
+    """Another training on the same data (seed 1): the run that replaces the first one."""
+    ds, split, _ = trained
+    return fit(split, fast_config("neumf", epochs=1, seed=1), progress=False)
+
+
+def assert_is_run_of(path: Path, result) -> None:
+    run = load_run(path)
+    assert run.config.seed == result.config.seed
+    users = np.arange(run.split.n_users)
+    np.testing.assert_allclose(
+        run.model.score_all(users), result.scorer().score_all(users), rtol=0, atol=0
+    )
+
+
+def leftovers(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}."))
+
+
+def killed_in(fn, *, when: str, at: int = 1) -> None:
+    """Run ``fn`` in a forked child that dies (``os._exit``, no cleanup) at the ``at``-th
+    call of ``when``: "rename" (os.rename), "rmtree" (shutil.rmtree), "catalog" (writing
+    catalog.parquet) or "manifest" (writing manifest.json)."""
+    from movierec import artifacts
+
+    pid = os.fork()
+    if pid == 0:  # the child: patch, run, die where told
+        calls = {"n": 0}
+
+        def dying(real, match=lambda *a: True):
+            def wrapped(*args, **kwargs):
+                if match(*args):
+                    calls["n"] += 1
+                    if calls["n"] == at:
+                        os._exit(9)
+                return real(*args, **kwargs)
+
+            return wrapped
+
+        try:
+            if when == "rename":
+                os.rename = dying(os.rename)
+            elif when == "rmtree":
+                shutil.rmtree = dying(shutil.rmtree)
+            elif when == "catalog":
+                artifacts._write_catalog = dying(artifacts._write_catalog)
+            elif when == "manifest":
+                real = artifacts._write_json
+                artifacts._write_json = dying(real, lambda p, _obj: p.name == MANIFEST)
+            fn()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 9, "the child was meant to die on the way"
+
+
+@pytest.mark.parametrize(
+    ("when", "at", "expected"),
+    [
+        ("catalog", 1, "old"),  # writing the new run's files
+        ("manifest", 1, "old"),  # every file written but the manifest
+        ("rename", 1, "old"),  # the new run complete, nothing swapped yet
+        ("rename", 2, "new"),  # the old run moved aside, the new one not yet in place
+        ("rmtree", 1, "new"),  # swapped, the backup not yet removed
+    ],
+)
+def test_a_kill_at_any_moment_of_save_run_leaves_a_loadable_run(
+    trained, retrained, tmp_path: Path, when: str, at: int, expected: str
+) -> None:
+    from movierec.artifacts import recover
+
+    ds, split, first = trained
+    out = save_run(tmp_path / "run", first, ds, split)
+    killed_in(lambda: save_run(out, retrained, ds, split), when=when, at=at)
+    assert_is_run_of(out, retrained if expected == "new" else first)  # even before repairs
+    recover(out)  # what the next train / evaluate does first
+    assert out.is_dir() and leftovers(out) == []
+    assert_is_run_of(out, retrained if expected == "new" else first)
+    save_metrics(out, {"seed": 0})  # and the run is writable again
+    assert load_run(out).metrics == {"seed": 0}
+
+
+def test_a_kill_between_the_renames_of_save_metrics_is_repaired_by_the_next_writer(
+    run_dir: Path,
+) -> None:
+    killed_in(lambda: save_metrics(run_dir, {"hr": 1.0}), when="rename", at=2)
+    assert not run_dir.exists()  # the instant a kill can freeze: the run is at its backup
+    assert load_run(run_dir).metrics == {"hr": 1.0}  # read from the complete new run
+    save_metrics(run_dir, {"hr": 2.0})  # recovers first, then replaces
+    assert load_run(run_dir).metrics == {"hr": 2.0} and leftovers(run_dir) == []
+
+
+def test_a_failed_swap_puts_the_old_run_back(
+    trained, retrained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    ds, split, first = trained
+    out = save_run(tmp_path / "run", first, ds, split)
+    real, calls = os.rename, []
+
+    def failing(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # moving the new run in
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError, match="No space"):
+        save_run(out, retrained, ds, split)
+    monkeypatch.undo()
+    assert_is_run_of(out, first)
+    assert leftovers(out) == []
+
+
+def test_training_happens_beside_the_run_and_a_crash_leaves_the_old_run(
+    trained, tmp_path: Path
+) -> None:
+    from movierec.artifacts import begin_run, work_dir
+
+    ds, split, first = trained
+    out = save_run(tmp_path / "run", first, ds, split)
+    before = sorted(p.name for p in out.iterdir())
+    work, notes = begin_run(out)
+    assert work == work_dir(out) == tmp_path / ".run.work" and notes == []
+
+    class Crash(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.current_epoch == 1:
+                raise RuntimeError("simulated crash")
+
+    config = fast_config("neumf", epochs=3, seed=1)
+    with pytest.raises(RuntimeError, match="simulated"):
+        fit(split, config, run_dir=work, progress=False, callbacks=[Crash()])
+    assert sorted(p.name for p in out.iterdir()) == before  # the run was never touched
+    assert_is_run_of(out, first)
+    assert (work / CHECKPOINT).is_file() and (work / TRAIN_LOG).is_file()
+    # --resume continues from the work directory, and publishing removes it
+    work, notes = begin_run(out, resume=True)
+    assert notes == [f"resuming the interrupted training in {work}"]
+    resumed = fit(split, config, run_dir=work, resume=True, progress=False)
+    save_run(out, resumed, ds, split, work=work)
+    assert not work.exists() and leftovers(out) == []
+    assert_is_run_of(out, resumed)
+    assert (out / CHECKPOINT).is_file()  # the new training's checkpoint, for a later --resume
+    # a fresh training removes an interrupted one's files, and says so
+    (work / "checkpoints").mkdir(parents=True)
+    work2, notes = begin_run(out)
+    assert work2 == work and not work.exists() and "removed" in notes[0]
+
+
+def test_resume_of_a_finished_run_starts_from_its_checkpoint(trained, tmp_path: Path) -> None:
+    from movierec.artifacts import begin_run
+
+    ds, split, _ = trained
+    out = tmp_path / "run"
+    config = fast_config("gmf", epochs=1)
+    work, _ = begin_run(out)
+    save_run(out, fit(split, config, run_dir=work, progress=False), ds, split, work=work)
+    work, notes = begin_run(out, resume=True)
+    assert notes == [f"resuming from {out / CHECKPOINT}"]
+    longer = fit(split, dataclasses.replace(config, epochs=2), run_dir=work, resume=True)
+    assert [h.epoch for h in longer.history] == [1, 2]
+
+
+def test_leftovers_of_killed_processes_are_removed_and_live_ones_kept(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    from movierec.artifacts import recover
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead_pid = int(gone.stdout)
+    dead = tmp_path / f".run.tmp-{dead_pid}-0123abcd"
+    live = tmp_path / f".run.tmp-{os.getppid()}-0123abcd"
+    other = tmp_path / f".runs.tmp-{dead_pid}-0123abcd"  # another run's
+    for d in (dead, live, other):
+        d.mkdir()
+    notes = recover(run_dir)
+    assert not dead.exists() and live.exists() and other.exists()
+    assert notes == [f"removed {dead}: left by a killed process"]
+    assert load_run(run_dir).path == run_dir

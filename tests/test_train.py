@@ -11,9 +11,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from _train_fixtures import fast_config, planted_split
+from _train_fixtures import fast_config, planted_dataset, planted_split
 from typer.testing import CliRunner
 
+from movierec.checkpoint import ResumeError, data_fingerprint, digest_path
 from movierec.evaluate import evaluate
 from movierec.sampling import is_seen, seen_keys
 from movierec.train import (
@@ -250,3 +251,222 @@ def test_cli_train_writes_a_run_and_fails_cleanly(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "error:" in bad.output
     bad = runner.invoke(app, [*args, "--model", "svd"])
     assert bad.exit_code == 2 and "unknown model" in bad.output
+
+
+# ----------------------------------------------------------------------------- resume, refusals
+
+
+def crashed_run(split, config, run_dir: Path, at: int = 2) -> None:
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(split, config, run_dir=run_dir, progress=False, callbacks=[Crash(at=at)])
+
+
+@pytest.mark.parametrize("model", ["gmf", "history"])
+def test_resume_refuses_a_damaged_checkpoint(split, tmp_path: Path, model: str) -> None:
+    config = fast_history(epochs=2) if model == "history" else fast_config("gmf", epochs=2)
+    fit(split, config, run_dir=tmp_path, progress=False)
+    ckpt = tmp_path / CHECKPOINT
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(ResumeError, match=r"last\.ckpt: damaged \(truncated or altered"):
+        fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF  # same size, one bit off: torch.load would not notice
+    ckpt.write_bytes(bytes(flipped))
+    with pytest.raises(ResumeError, match="damaged"):
+        fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    ckpt.write_bytes(data)
+    digest_path(ckpt).unlink()  # e.g. a checkpoint written before digests existed
+    with pytest.raises(ResumeError, match=r"no digest beside it \(last\.ckpt\.sha256\)"):
+        fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_a_kill_between_digest_and_checkpoint_leaves_a_resumable_checkpoint(
+    split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from movierec import checkpoint
+
+    config = fast_config("gmf", epochs=2)
+    fit(split, dataclasses.replace(config, epochs=1), run_dir=tmp_path, progress=False)
+    ckpt = tmp_path / CHECKPOINT
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    torch.save({**saved, "epoch": 99}, ckpt.with_suffix(".tmp"))  # the next one, written
+    real, calls = os.replace, []
+
+    def dying(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the digest is in place, the checkpoint not yet
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.publish(ckpt.with_suffix(".tmp"), ckpt)
+    monkeypatch.undo()
+    assert calls == [digest_path(ckpt), ckpt]
+    resumed = fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    assert [h.epoch for h in resumed.history] == [1, 2]
+
+
+@pytest.mark.parametrize("model", ["neumf", "history"])
+def test_resume_refuses_other_data_of_the_same_shape(split, tmp_path: Path, model: str) -> None:
+    config = fast_history(epochs=3) if model == "history" else fast_config("neumf", epochs=3)
+    fit(split, dataclasses.replace(config, epochs=1), run_dir=tmp_path, progress=False)
+    other = planted_split(seed=1)  # another draw: same users and items, other interactions
+    assert (other.n_users, other.n_items) == (split.n_users, split.n_items)
+    with pytest.raises(ResumeError, match="trained on other data") as err:
+        fit(other, config, run_dir=tmp_path, resume=True, progress=False)
+    assert "\n" not in str(err.value) and "without --resume" in str(err.value)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(split, tmp_path: Path) -> None:
+    fit(split, fast_config("gmf", epochs=1), run_dir=tmp_path, progress=False)
+    with pytest.raises(ResumeError, match="model: 'gmf' -> 'history'"):
+        fit(split, fast_history(epochs=2), run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_the_data_fingerprint_sees_any_change(split) -> None:
+    base = data_fingerprint(split)
+    assert data_fingerprint(planted_split()) == base  # same data, same fingerprint
+    ratings = split.train.ratings.copy()
+    ratings[0] += 0.5  # one rating
+    changed = dataclasses.replace(split, train=dataclasses.replace(split.train, ratings=ratings))
+    assert data_fingerprint(changed) != base
+    moved = split.test.timestamps.copy()
+    moved[-1] += 1  # one timestamp of another part
+    changed = dataclasses.replace(split, test=dataclasses.replace(split.test, timestamps=moved))
+    assert data_fingerprint(changed) != base
+
+
+FAST_HISTORY = dict(factors=16, epochs=4, batch_size=256, lr=2e-2, negatives=16, patience=None)
+
+
+def fast_history(**overrides) -> TrainConfig:
+    return TrainConfig.for_model("history", **{**FAST_HISTORY, "device": "cpu", **overrides})
+
+
+def test_history_resume_after_a_crash_replays_the_uninterrupted_run(
+    split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movierec.history import CausalRows
+
+    config = fast_history(epochs=4)
+    whole = fit(split, config, progress=False)
+    real, epochs = CausalRows.epoch, []
+
+    def crashing(self, seed, epoch, negatives):
+        epochs.append(epoch)
+        if epoch == 2 and len(epochs) == 3:  # the first run, at its third epoch
+            raise RuntimeError("simulated crash")
+        return real(self, seed, epoch, negatives)
+
+    monkeypatch.setattr(CausalRows, "epoch", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(split, config, run_dir=tmp_path, progress=False)
+    resumed = fit(split, config, run_dir=tmp_path, resume=True, progress=False)
+    assert epochs == [0, 1, 2, 2, 3]  # the resume ran only the epochs left
+    assert [h.epoch for h in resumed.history] == [1, 2, 3, 4]
+    assert [h.val_hr10 for h in resumed.history] == [h.val_hr10 for h in whole.history]
+    assert resumed.best_epoch == whole.best_epoch
+    assert_same_weights(resumed.model, whole.model)
+    with open(tmp_path / TRAIN_LOG) as f:
+        assert len(list(csv.DictReader(f))) == 4
+    again = fit(split, config, run_dir=tmp_path, resume=True, progress=False)  # finished
+    assert epochs == [0, 1, 2, 2, 3] and len(again.history) == 4
+    assert_same_weights(again.model, whole.model)
+
+
+# ----------------------------------------------------------------------------- killed for real
+
+
+def planted_release(root: Path) -> Path:
+    """The planted data as MovieLens CSV files (what `movierec train --data` reads)."""
+    ds = planted_dataset()
+    inter = ds.interactions
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "ratings.csv", "w") as f:
+        f.write("userId,movieId,rating,timestamp\n")
+        for u, i, r, t in zip(inter.users, inter.items, inter.ratings, inter.timestamps):
+            f.write(f"{ds.users.raw[u]},{ds.items.raw[i]},{r:.1f},{t}\n")
+    with open(root / "movies.csv", "w") as f:
+        f.write("movieId,title,genres\n")
+        for m, title in zip(ds.catalog.movie_ids, ds.catalog.titles):
+            f.write(f"{m},{title} (2012),Drama\n")
+    return root
+
+
+def test_a_training_killed_with_sigkill_leaves_the_previous_run(tmp_path: Path) -> None:
+    """`movierec train` twice into one --out, the second killed (SIGKILL) mid-training: the
+    first run still loads with its weights and metrics; --resume finishes the second."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from movierec.artifacts import load_run, work_dir
+    from movierec.cli import app
+
+    data, out = planted_release(tmp_path / "data"), tmp_path / "run"
+    args = ["train", "--data", str(data), "--out", str(out), "--model", "history"]
+    args += ["--factors", "16", "--negatives", "8", "--device", "cpu", "--no-progress"]
+    runner = CliRunner()
+    first = runner.invoke(app, [*args, "--epochs", "2"])
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(app, ["evaluate", str(out)]).exit_code == 0
+    before = load_run(out)
+    ckpt = work_dir(out) / CHECKPOINT
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    second = [sys.executable, "-m", "movierec", *args, "--epochs", "100000", "--patience", "100000"]
+    proc = subprocess.Popen(second, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ckpt.exists(), proc.stderr.read().decode() if proc.poll() is not None else ""
+        time.sleep(0.3)  # a few more epochs
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    after = load_run(out)
+    assert after.metrics == before.metrics is not None and after.training == before.training
+    users = np.arange(before.split.n_users)
+    np.testing.assert_array_equal(after.model.score_all(users), before.model.score_all(users))
+    assert runner.invoke(app, ["evaluate", str(out)]).exit_code == 0
+    # the killed training resumes from its work directory
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["movierec"]
+    done = len(saved["history"])
+    resumed = runner.invoke(app, [*args, "--epochs", str(done + 1), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming the interrupted training" in resumed.output
+    assert load_run(out).training["epochs_run"] == done + 1
+    assert not work_dir(out).exists()
+
+
+def test_movierec_run_again_keeps_the_previous_run_until_the_new_one_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import movierec.train
+    from movierec.artifacts import load_run
+    from movierec.cli import app
+
+    data, out = planted_release(tmp_path / "data"), tmp_path / "latest"
+    args = ["run", "--data", str(data), "--out", str(out), "--model", "gmf"]
+    args += ["--peers", "popularity", "--device", "cpu", "--no-progress"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    before = load_run(out)
+    real = movierec.train.fit
+
+    def crashing(*a, **kw):  # the second run dies in its second epoch
+        return real(*a, **{**kw, "callbacks": [Crash(at=1)]})
+
+    monkeypatch.setattr(movierec.train, "fit", crashing)
+    second = CliRunner().invoke(app, args)
+    assert isinstance(second.exception, RuntimeError)
+    after = load_run(out)
+    assert after.training == before.training
+    users = np.arange(before.split.n_users)
+    np.testing.assert_array_equal(after.model.score_all(users), before.model.score_all(users))

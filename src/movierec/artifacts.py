@@ -13,19 +13,36 @@ Layout (every file but ``manifest.json`` and ``checkpoints/`` is listed in the m
                                 part (uint8: 0 train, 1 validation, 2 test), split order kept
       train_log.csv             one row per training epoch
       metrics.json              evaluation results (optional, written by save_metrics)
-      checkpoints/last.ckpt     training state for --resume (not part of the artifact)
+      checkpoints/last.ckpt     training state for --resume (not part of the artifact),
+      checkpoints/last.ckpt.sha256   and its digest (movierec.checkpoint)
 
-``save_run`` writes a sibling temporary directory and swaps it in with renames, carrying over
-``checkpoints/``. ``load_run`` checks the manifest before reading anything: a missing,
-truncated or altered file raises ``ArtifactError`` naming it. Nothing is unpickled.
+Beside ``RUN`` (hidden siblings in the same directory, so that renames stay on one file
+system)::
+
+    .RUN.work/               training in progress (``begin_run``): checkpoints/, train_log.csv;
+                             what --resume continues; removed once the run is published
+    .RUN.tmp-PID-HEX/        a new run being written (``_publish``)
+    .RUN.old-PID-HEX/        the previous run, for the instant between two renames
+
+A new run never touches ``RUN`` until it is complete: ``fit`` trains in ``.RUN.work``, and
+``save_run`` / ``save_metrics`` write ``.RUN.tmp-*``, then swap it in by renaming ``RUN`` to
+``.RUN.old-*`` and ``.RUN.tmp-*`` to ``RUN`` (POSIX cannot rename a directory over a
+non-empty one), then delete the backup. A process killed at any moment therefore leaves
+either ``RUN`` whole, or no ``RUN`` but its backup (and possibly the complete new run):
+``load_run`` reads from the new run or the backup then, and the next writer (``recover``,
+called by ``begin_run``, ``save_run`` and ``save_metrics``) renames one of them back into
+place and removes the leftovers of processes that are no longer running.
+
+``load_run`` checks the manifest before reading anything: a missing, truncated or altered
+file raises ``ArtifactError`` naming it. Nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -40,7 +57,9 @@ import safetensors.numpy
 import safetensors.torch
 
 from movierec import __version__
+from movierec.checkpoint import file_sha256
 from movierec.data import Catalog, Dataset, IdMap, Interactions
+from movierec.errors import MovierecError
 from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.split import Split
 from movierec.train import (
@@ -64,10 +83,12 @@ INTERACTIONS = "interactions.safetensors"
 METRICS = "metrics.json"
 REQUIRED = (CONFIG, WEIGHTS, USERS, ITEMS, CATALOG, INTERACTIONS)
 PARTS = ("train", "validation", "test")
-_WORK_FILES = {CHECKPOINT.parts[0], TRAIN_LOG}  # what fit() leaves in a run_dir
+CHECKPOINTS = CHECKPOINT.parts[0]  # the directory carried from run to run, not in the manifest
+_WORK_FILES = {CHECKPOINTS, TRAIN_LOG}  # what fit() left in a run_dir before work dirs existed
+_SIDE = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<hex>[0-9a-f]+)")
 
 
-class ArtifactError(Exception):
+class ArtifactError(MovierecError):
     """A run directory that cannot be trusted or read; ``path`` names the culprit."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
@@ -101,12 +122,15 @@ def save_run(
     *,
     data: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    work: Path | None = None,
 ) -> Path:
     """Write ``result``'s model with ``dataset``'s id maps and catalogue and ``split``.
 
     ``data``: how the data was obtained (e.g. ``{"source": ..., "prepare": {...}}``), stored
-    in config.json. An existing run at ``path`` is replaced whole; its ``checkpoints/``
-    is kept. A directory that is not a run (nor fit's working files) is never replaced.
+    in config.json. An existing run at ``path`` is replaced whole (module docstring). ``work``:
+    the training's working directory (``begin_run``): its ``checkpoints/`` go into the new
+    run, then it is removed; without it, the previous run's ``checkpoints/`` are kept. A
+    directory that is not a run (nor fit's working files) is never replaced.
     """
     path = Path(path)
     if (len(dataset.users), len(dataset.items)) != (split.n_users, split.n_items):
@@ -116,6 +140,7 @@ def save_run(
         split.n_items,
     ):
         raise ValueError("the model was trained on another index space than split's")
+    recover(path)
     check_replaceable(path)
     summary = {
         "best_epoch": result.best_epoch,
@@ -148,12 +173,16 @@ def save_run(
     }
     if metrics is not None:
         writers[METRICS] = lambda p: _write_json(p, metrics)
-    return _publish(path, writers, keep_from_old=CHECKPOINT.parts[0])
+    _publish(path, writers, carry=(work if work is not None else path) / CHECKPOINTS)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    return path
 
 
 def save_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
     """Add or replace metrics.json in a verified run (same swap as save_run)."""
     path = Path(path)
+    recover(path)
     manifest = _verify(path)
     writers: dict[str, Callable[[Path], None]] = {
         name: (lambda p, src=path / name: _link_or_copy(src, p))
@@ -161,7 +190,7 @@ def save_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
         if name != METRICS
     }
     writers[METRICS] = lambda p: _write_json(p, metrics)
-    _publish(path, writers, keep_from_old=CHECKPOINT.parts[0])
+    _publish(path, writers, carry=path / CHECKPOINTS)
 
 
 def _interactions_arrays(split: Split) -> dict[str, np.ndarray]:
@@ -211,8 +240,116 @@ def check_replaceable(path: str | Path) -> None:
         raise ArtifactError(path, "exists and is not a movierec run directory; not replacing it")
 
 
-def _publish(path: Path, writers: dict[str, Callable[[Path], None]], keep_from_old: str) -> Path:
-    """Write every file into a temporary sibling, add the manifest, swap it in."""
+# ----------------------------------------------------------------------------- replace
+
+
+def work_dir(path: str | Path) -> Path:
+    """Where a training that will become the run ``path`` keeps its working files."""
+    path = Path(path)
+    return path.parent / f".{path.name}.work"
+
+
+def begin_run(
+    path: str | Path, *, resume: bool = False, main: bool = True
+) -> tuple[Path, list[str]]:
+    """Prepare to train the run ``path``: ``(work directory for fit's run_dir, notes)``.
+
+    Repairs an interrupted replacement of ``path`` first (``recover``) and refuses a
+    ``path`` that is not a run. A fresh training removes the work directory (an interrupted
+    training's files); ``resume`` keeps it, or, when it has no checkpoint, starts from the
+    checkpoint of the run at ``path`` (a finished run trained further). The notes are
+    one-line sentences for the user. ``main``: False on DDP ranks other than 0, which
+    only get the path.
+    """
+    path = Path(path)
+    work = work_dir(path)
+    if not main:
+        return work, []
+    notes = recover(path)
+    check_replaceable(path)
+    if not resume and work.exists():
+        shutil.rmtree(work)
+        notes.append(f"removed {work}: an interrupted training's files (--resume continues one)")
+    if resume:
+        if (work / CHECKPOINT).is_file():
+            notes.append(f"resuming the interrupted training in {work}")
+        elif (path / CHECKPOINT).is_file():
+            _carry(path / CHECKPOINTS, work / CHECKPOINTS)
+            notes.append(f"resuming from {path / CHECKPOINT}")
+        else:
+            notes.append(f"nothing to resume in {work} or {path}: training from the start")
+    return work, notes  # fit creates it with its first file
+
+
+def recover(path: str | Path) -> list[str]:
+    """Finish what a killed ``_publish`` of ``path`` left: when ``path`` is missing, rename
+    the complete new run (or else the backup of the old one) back into place; remove the
+    temporary directories of processes that are no longer running. Returns what it did,
+    one sentence each."""
+    path = Path(path)
+    notes: list[str] = []
+    dead = [p for p in _side_dirs(path) if not _running(int(_SIDE.fullmatch(p.name)["pid"]))]
+    if not path.exists():
+        for where in _candidates(path, dead):
+            if _complete(where):
+                os.rename(where, path)
+                _fsync_parent(path)
+                notes.append(f"restored {path} from {where.name} (an interrupted replacement)")
+                break
+    for p in dead:
+        if p.exists():
+            shutil.rmtree(p, ignore_errors=True)
+            notes.append(f"removed {p}: left by a killed process")
+    return notes
+
+
+def _side_dirs(path: Path) -> list[Path]:
+    """``.NAME.tmp-*`` and ``.NAME.old-*`` beside ``path``, newest first."""
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for p in path.parent.iterdir():
+        m = _SIDE.fullmatch(p.name)
+        if m and m["name"] == path.name and p.is_dir():
+            found.append(p)
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _candidates(path: Path, sides: list[Path]) -> list[Path]:
+    """Where the run ``path`` is while ``path`` itself is missing: for each backup (newest
+    first), the new run written by the same process, then the backup itself."""
+    out = []
+    for old in (p for p in sides if _SIDE.fullmatch(p.name)["kind"] == "old"):
+        new = old.with_name(old.name.replace(".old-", ".tmp-", 1))
+        out += [p for p in (new, old) if p in sides]
+    return out
+
+
+def _complete(where: Path) -> bool:
+    try:
+        _verify(where)
+    except ArtifactError:
+        return False
+    return True
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _publish(path: Path, writers: dict[str, Callable[[Path], None]], carry: Path) -> Path:
+    """Write every file into a temporary sibling, add the manifest and the ``carry``
+    directory's files (linked), swap it in (module docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = path.parent / f".{path.name}.tmp-{tag}"
@@ -225,31 +362,38 @@ def _publish(path: Path, writers: dict[str, Callable[[Path], None]], keep_from_o
         manifest = {"format": FORMAT, "version": VERSION, "files": files}
         _write_json(tmp / MANIFEST, manifest)
         _fsync_dir(tmp)
+        _carry(carry, tmp / carry.name)
         if path.exists():
-            if (path / keep_from_old).exists():
-                os.rename(path / keep_from_old, tmp / keep_from_old)
             old = path.parent / f".{path.name}.old-{tag}"
             os.rename(path, old)
-            os.rename(tmp, path)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            _fsync_parent(path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, path)
+            _fsync_parent(path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
+def _carry(src: Path, dst: Path) -> None:
+    """Link (or copy) the finished files of directory ``src`` into ``dst``."""
+    if not src.is_dir():
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and not f.name.endswith(".tmp"):
+            _link_or_copy(f, dst / f.name)
+
+
 def _describe(path: Path) -> dict[str, Any]:
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -257,6 +401,21 @@ def _fsync_dir(path: Path) -> None:
         if p.is_file():
             with open(p, "rb") as f:
                 os.fsync(f.fileno())
+    _fsync_parent(path / MANIFEST)
+
+
+def _fsync_parent(path: Path) -> None:
+    """Make the rename or creation of ``path`` durable (where directories can be opened)."""
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- load
@@ -264,13 +423,44 @@ def _fsync_dir(path: Path) -> None:
 
 def verify_run(path: str | Path) -> dict[str, Any]:
     """The manifest of a run whose every listed file is present and unaltered."""
-    return _verify(Path(path))
+    return _settled(Path(path), _verify)
 
 
 def load_run(path: str | Path, *, device: str | None = None) -> Run:
     """Verify the manifest, then read the run; the model goes to ``device`` (see
-    ``train.resolve_device``)."""
-    path = Path(path)
+    ``train.resolve_device``). While ``path`` is being replaced (or a replacement was
+    killed), the run is read from where it is (module docstring); ``Run.path`` says where."""
+    return _settled(Path(path), lambda where: _load(where, device))
+
+
+def _settled(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(where)`` for where the run ``path`` is now; again when a failure coincides
+    with a replacement of ``path`` (a file read from the old run, the next from the new)."""
+    errors: list[ArtifactError] = []
+    for _ in range(3):
+        places, errors = _places(path), []
+        for where, _ino in places:
+            try:
+                return read(where)
+            except ArtifactError as e:
+                errors.append(e)
+        if _places(path) == places:
+            break  # nothing moved meanwhile: the failure is the run's
+    raise errors[0]
+
+
+def _places(path: Path) -> list[tuple[Path, int]]:
+    """(directory, inode) to read the run ``path`` from, in order of preference; never empty."""
+    try:
+        if path.exists():
+            return [(path, path.stat().st_ino)]
+        places = [(p, p.stat().st_ino) for p in _candidates(path, _side_dirs(path))]
+    except FileNotFoundError:  # a directory vanished while looking: a replacement is under way
+        return [(path, -1)]
+    return places or [(path, 0)]
+
+
+def _load(path: Path, device: str | None) -> Run:
     manifest = _verify(path)
     cfg = _read(path / CONFIG, lambda p: json.loads(p.read_text()))
     try:
@@ -341,7 +531,7 @@ def _verify(path: Path) -> dict[str, Any]:
         if size != want.get("bytes"):
             expected = want.get("bytes")
             raise ArtifactError(p, f"truncated or extended: {size} bytes, manifest says {expected}")
-        if _sha256(p) != want.get("sha256"):
+        if file_sha256(p) != want.get("sha256"):
             raise ArtifactError(p, "altered: its sha256 does not match the manifest")
     return manifest
 

@@ -1,24 +1,74 @@
-"""Command line: parse, call, print. No logic lives here."""
+"""Command line: parse, call, print. No logic lives here.
+
+Errors are reported in one place, ``Commands.invoke``, around every command: a
+``MovierecError`` (bad input, a damaged run, a refused resume, a request the command cannot
+carry out) or an ``OSError`` (a file that cannot be read or written; its message names the
+file) becomes ``error: <message>`` on one line of stderr and exit status 2. Any other
+exception is a bug and keeps its traceback; ``MOVIEREC_TRACEBACK=1`` shows one for the
+reported errors too. Click's own usage errors (an unknown option...) also exit with 2.
+"""
 
 from __future__ import annotations
 
-import typer
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+import click
+import typer
+from typer.core import TyperGroup
+
+from movierec.errors import MovierecError
+
+TRACEBACK_ENV = "MOVIEREC_TRACEBACK"
+REPORTED = (MovierecError, OSError)  # what Commands.invoke turns into one line and exit 2
+
+
+class UsageProblem(MovierecError):
+    """A request the command cannot carry out as given (e.g. an unknown user id)."""
+
+
+def report_error(error: BaseException) -> None:
+    """``error: <message>`` on one line of stderr (red on a terminal); a message of several
+    lines is joined with "; "."""
+    lines = [part.strip() for part in str(error).splitlines() if part.strip()]
+    typer.secho(f"error: {'; '.join(lines) or type(error).__name__}", err=True, fg="red")
+
+
+class Commands(TyperGroup):
+    """The command group: runs the chosen command and reports its ``REPORTED`` errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except REPORTED as e:
+            if os.environ.get(TRACEBACK_ENV):
+                raise
+            report_error(e)
+            raise typer.Exit(2) from None
+
+
+@contextlib.contextmanager
+def _parameter_checks() -> Iterator[None]:
+    """Around a call that reports bad parameters as ValueError (``synth.synth``,
+    ``recommend.write_batch``): report those like a MovierecError. To go once they raise
+    one (a ValueError from elsewhere is a bug and should keep its traceback)."""
+    try:
+        yield
+    except ValueError as e:
+        if isinstance(e, MovierecError):
+            raise
+        raise UsageProblem(str(e)) from None
+
+
+app = typer.Typer(
+    cls=Commands, add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0]
+)
 
 # --- commands: data (prepare, fetch, synth) ---
 
 from pathlib import Path  # noqa: E402  (typer reads the annotations at runtime)
-from typing import NoReturn  # noqa: E402
-
-
-def _fail(message: str) -> NoReturn:
-    """Print ``error: message`` as one red line on stderr and exit with status 2."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error: {escape(message)}[/]")
-    raise typer.Exit(2)
 
 
 def _prepared_split(data: str, min_year: int | None):
@@ -39,7 +89,7 @@ def prepare(
     ),
     min_year: int | None = typer.Option(None, help="Keep movies released in this year or later."),
     min_rating: float | None = typer.Option(None, help="Keep ratings at or above this."),
-    min_interactions: int = typer.Option(3, help="Drop users with fewer interactions."),
+    min_interactions: int = typer.Option(3, min=1, help="Drop users with fewer interactions."),
     strict: bool = typer.Option(False, help="Fail on rows that would be dropped."),
 ) -> None:
     """Load and validate a MovieLens release, filter it to implicit feedback, and report."""
@@ -49,13 +99,10 @@ def prepare(
     from movierec import movielens
     from movierec import prepare as preparing
 
-    try:
-        ds, load_report = movielens.load(data, strict=strict)
-        _, report = preparing.prepare(
-            ds, min_year=min_year, min_rating=min_rating, min_user_interactions=min_interactions
-        )
-    except (movielens.DataError, ValueError) as e:
-        _fail(str(e))
+    ds, load_report = movielens.load(data, strict=strict)
+    _, report = preparing.prepare(
+        ds, min_year=min_year, min_rating=min_rating, min_user_interactions=min_interactions
+    )
     table = Table(title=ds.name)
     for column in ("", "users", "movies", "interactions"):
         table.add_column(column, justify="left" if not column else "right")
@@ -81,10 +128,7 @@ def fetch(
     """Download a MovieLens release from GroupLens, verify its checksum and unpack it."""
     from movierec import movielens
 
-    try:
-        path = movielens.fetch(name, cache_dir, checksum=checksum, force=force)
-    except movielens.FetchError as e:
-        _fail(str(e))
+    path = movielens.fetch(name, cache_dir, checksum=checksum, force=force)
     typer.echo(f"{name} -> {path}")
 
 
@@ -97,10 +141,8 @@ def synth(
     """Write a synthetic ML-25M-shaped data set (for speed and memory benchmarks)."""
     from movierec import synth as synthetic
 
-    try:
+    with _parameter_checks():
         summary = synthetic.synth(out, scale=scale, seed=seed)
-    except (ValueError, OSError) as e:
-        _fail(str(e))
     typer.echo(
         f"{summary.ratings:,} ratings, {summary.users:,} users, {summary.movies:,} movies "
         f"-> {summary.path}"
@@ -141,8 +183,7 @@ def train(
     run and prints."""
     from rich.console import Console
 
-    from movierec import movielens
-    from movierec.artifacts import ArtifactError, check_replaceable, save_run
+    from movierec.artifacts import begin_run, save_run
     from movierec.train import (
         Parallel,
         TrainConfig,
@@ -153,40 +194,39 @@ def train(
     )
 
     err = Console(stderr=True, highlight=False)
-    try:
-        resolve_device(device)  # fail before loading data
-        parallel = Parallel(devices=devices, num_nodes=num_nodes, strategy=strategy)
-        main = launch_rank(devices=devices) == 0
-        check_replaceable(out)
-        config = TrainConfig.for_model(
-            model,
-            epochs=epochs,
-            batch_size=batch,
-            factors=factors,
-            lr=lr,
-            negatives=negatives,
-            patience=patience,
-            seed=seed,
-            device=device,
+    resolve_device(device)  # fail before loading data
+    parallel = Parallel(devices=devices, num_nodes=num_nodes, strategy=strategy)
+    main = launch_rank(devices=devices) == 0
+    config = TrainConfig.for_model(
+        model,
+        epochs=epochs,
+        batch_size=batch,
+        factors=factors,
+        lr=lr,
+        negatives=negatives,
+        patience=patience,
+        seed=seed,
+        device=device,
+    )
+    check_parallel(config, parallel)
+    # the training's files go beside --out (artifacts.work_dir), --out is replaced once the
+    # new run is complete; prepared before the data loads, while other ranks load theirs
+    work, notes = begin_run(out, resume=resume, main=main)
+    for note in notes:
+        err.print(note, markup=False, soft_wrap=True)
+    ds, _, split = _prepared_split(data, min_year)
+    if main:
+        err.print(
+            f"{ds.name}: {len(split.train):,} training interactions, "
+            f"{split.n_users:,} users, {split.n_items:,} movies"
         )
-        check_parallel(config, parallel)
-        ds, _, split = _prepared_split(data, min_year)
-        if main:
-            err.print(
-                f"{ds.name}: {len(split.train):,} training interactions, "
-                f"{split.n_users:,} users, {split.n_items:,} movies"
-            )
-        result = fit(
-            split, config, run_dir=out, resume=resume, progress=progress, parallel=parallel
-        )
-        if result.rank != 0:
-            return  # rank 0 saves the run and reports
-        c = result.config
-        err.print(f"{c.model}: batch {c.batch_size}, lr {c.lr:.3g}, {c.epochs} epochs")
-        source = {"source": data, "name": ds.name, "prepare": {"min_year": min_year}}
-        save_run(out, result, ds, split, data=source)
-    except (movielens.DataError, ArtifactError, ValueError) as e:
-        _fail(str(e))
+    result = fit(split, config, run_dir=work, resume=resume, progress=progress, parallel=parallel)
+    if result.rank != 0:
+        return  # rank 0 saves the run and reports
+    c = result.config
+    err.print(f"{c.model}: batch {c.batch_size}, lr {c.lr:.3g}, {c.epochs} epochs")
+    source = {"source": data, "name": ds.name, "prepare": {"min_year": min_year}}
+    save_run(out, result, ds, split, data=source, work=work)
     best = result.best
     typer.echo(
         f"best epoch {result.best_epoch}/{len(result.history)}: val HR@10 {best.val_hr10:.4f}, "
@@ -216,29 +256,26 @@ def compare(
     from rich.console import Console
     from rich.table import Table
 
-    from movierec import movielens
     from movierec.baselines import PEERS
     from movierec.compare import leaderboard, to_json, trained
     from movierec.train import PRESETS
 
-    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    names = tuple(dict.fromkeys(m.strip() for m in models.split(",") if m.strip()))
     unknown = [n for n in names if n not in PEERS and n not in PRESETS]
     if unknown:
-        _fail(f"unknown model(s) {', '.join(unknown)}; known: {', '.join([*PEERS, *PRESETS])}")
+        known = ", ".join([*PEERS, *PRESETS])
+        raise UsageProblem(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
     ours = {n: trained(n) for n in names if n in PRESETS}
     err = Console(stderr=True, highlight=False)
-    try:
-        ds, _, split = _prepared_split(data, min_year)
-        err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seed {seed}")
-        rows = leaderboard(
-            split,
-            tuple(n for n in names if n in PEERS),
-            seeds=(seed,),
-            extra=ours,
-            progress=lambda m: err.print(f"tuning {m}"),
-        )
-    except (movielens.DataError, ValueError) as e:
-        _fail(str(e))
+    ds, _, split = _prepared_split(data, min_year)
+    err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seed {seed}")
+    rows = leaderboard(
+        split,
+        tuple(n for n in names if n in PEERS),
+        seeds=(seed,),
+        extra=ours,
+        progress=lambda m: err.print(f"tuning {m}"),
+    )
     if as_json:
         sys.stdout.write(json.dumps(to_json(rows), indent=2) + "\n")
         return
@@ -263,13 +300,9 @@ def compare(
 
 
 def _recommender(run: str, device: str = "cpu"):
-    from movierec.artifacts import ArtifactError
     from movierec.recommend import Recommender
 
-    try:
-        return Recommender.load(run, device=device)
-    except ArtifactError as e:
-        _fail(str(e))
+    return Recommender.load(run, device=device)
 
 
 def _movie_rows(r, items, scores=None, timestamps=None) -> list[dict]:
@@ -321,9 +354,9 @@ def _resolve_liked(r, liked: list[str]) -> list[int]:
             found.append(match.item_idx)
             continue
         close = "; ".join(r.catalog.display_title(i) for i in match.candidates[:5]) or "none"
-        problems.append(f"{query!r}: {match.reason}; closest: {close}")
+        problems.append(f"{query!r}: {match.reason} (closest: {close})")
     if problems:
-        _fail("cannot tell which movie is meant\n  " + "\n  ".join(problems))
+        raise UsageProblem("cannot tell which movie is meant: " + ", ".join(problems))
     return found
 
 
@@ -346,13 +379,13 @@ def recommend(
     from rich.console import Console
 
     if (user is None) == (not liked):
-        _fail("give either --user ID or at least one --liked MOVIE")
+        raise UsageProblem("give either --user ID or at least one --liked MOVIE")
     r = _recommender(run)
     out: dict = {}
     if user is not None:
         idx = int(r.users.index(user)[0])
         if idx < 0:
-            _fail(f"user {user} is not in this run ({len(r.users):,} users)")
+            raise UsageProblem(f"--user {user} is not in this run ({len(r.users):,} users)")
         rec = r.for_users(np.array([idx]), k)
         items, stamps = r.history(idx)
         out["user_id"] = user
@@ -416,19 +449,14 @@ def batch(
     from movierec.train import resolve_device
 
     if devices < 1:
-        _fail(f"--devices must be at least 1, got {devices}")
-    try:
-        where = resolve_device(device)
-    except ValueError as e:
-        _fail(str(e))
+        raise UsageProblem(f"--devices must be at least 1, got {devices}")
+    where = resolve_device(device)
     r = _recommender(run, device=str(where if where.type == "cpu" else "cuda:0"))
     meta = {"run": str(Path(run).resolve()), "model": r.run.config.model, "k": k}
-    try:
+    with _parameter_checks():
         summary = write_batch(
             r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
         )
-    except ValueError as e:
-        _fail(str(e))
     typer.echo(
         f"{summary.users:,} users x top {summary.k} ({summary.rows:,} rows) in "
         f"{summary.seconds:.1f} s -> {summary.path}" + (f" and {parquet}" if parquet else "")
@@ -447,16 +475,13 @@ def evaluate(
 
     from rich.console import Console
 
-    from movierec.artifacts import ArtifactError, load_run, save_metrics
+    from movierec.artifacts import load_run, save_metrics
     from movierec.evaluate import evaluate as evaluate_run
 
-    try:
-        r = load_run(run)
-        metrics = evaluate_run(r.model, r.split, seed=seed).to_dict()
-        metrics["seed"] = seed
-        save_metrics(run, metrics)
-    except ArtifactError as e:
-        _fail(str(e))
+    r = load_run(run)
+    metrics = evaluate_run(r.model, r.split, seed=seed).to_dict()
+    metrics["seed"] = seed
+    save_metrics(run, metrics)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
         return
@@ -511,45 +536,49 @@ def run(
     from rich.console import Console
     from rich.table import Table
 
-    from movierec import movielens
-    from movierec.artifacts import ArtifactError, check_replaceable, save_run
+    from movierec.artifacts import begin_run, check_replaceable, save_run
+    from movierec.baselines import PEERS
     from movierec.compare import QUICK_GRIDS, Fitted, leaderboard
     from movierec.history import HistoryModel, scorer_for
     from movierec.recommend import Recommender
     from movierec.train import TrainConfig, fit
 
     console = Console(highlight=False)
-    try:
-        check_replaceable(out)
-        ds, report, split = _prepared_split(data, min_year)
-        console.print(
-            f"[bold]{ds.name}[/]: {report.interactions:,} interactions, {report.users:,} users, "
-            f"{report.movies:,} movies; leave-last-out: {len(split.test):,} test users"
-        )
-        config = TrainConfig.for_model(model, seed=seed, device=device)
-        console.print(f"training {model} ({config.epochs} epochs at most, best on validation)")
-        result = fit(split, config, run_dir=out, progress=progress)
-        source = {"source": data, "name": ds.name, "prepare": {"min_year": min_year}}
-        save_run(out, result, ds, split, data=source)
+    names = tuple(dict.fromkeys(p.strip() for p in peers.split(",") if p.strip()))
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        known = ", ".join(PEERS)
+        raise UsageProblem(f"--peers: unknown peer(s) {', '.join(unknown)}; known: {known}")
+    check_replaceable(out)
+    config = TrainConfig.for_model(model, seed=seed, device=device)
+    ds, report, split = _prepared_split(data, min_year)
+    console.print(
+        f"[bold]{ds.name}[/]: {report.interactions:,} interactions, {report.users:,} users, "
+        f"{report.movies:,} movies; leave-last-out: {len(split.test):,} test users"
+    )
+    work, notes = begin_run(out)  # --out is replaced only once the new run is complete
+    for note in notes:
+        console.print(note, markup=False, soft_wrap=True)
+    console.print(f"training {model} ({config.epochs} epochs at most, best on validation)")
+    result = fit(split, config, run_dir=work, progress=progress)
+    source = {"source": data, "name": ds.name, "prepare": {"min_year": min_year}}
+    save_run(out, result, ds, split, data=source, work=work)
 
-        def ours(_split, _seed) -> Fitted:
-            params = {"epochs": result.best_epoch, "factors": result.config.factors}
-            val = None
-            if isinstance(result.model, HistoryModel):  # validation sees train history only
-                val = scorer_for(result.model, split, "validation")
-            return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
+    def ours(_split, _seed) -> Fitted:
+        params = {"epochs": result.best_epoch, "factors": result.config.factors}
+        val = None
+        if isinstance(result.model, HistoryModel):  # validation sees train history only
+            val = scorer_for(result.model, split, "validation")
+        return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
 
-        names = tuple(p.strip() for p in peers.split(",") if p.strip())
-        rows = leaderboard(
-            split,
-            names,
-            seeds=(seed,),
-            extra={model: ours},
-            grids=QUICK_GRIDS,
-            progress=lambda m: console.print(f"tuning and evaluating {m}"),
-        )
-    except (movielens.DataError, ArtifactError, ValueError) as e:
-        _fail(str(e))
+    rows = leaderboard(
+        split,
+        names,
+        seeds=(seed,),
+        extra={model: ours},
+        grids=QUICK_GRIDS,
+        progress=lambda m: console.print(f"tuning and evaluating {m}"),
+    )
     title = f"test, {ds.name}, seed {seed} (peers on small grids; full: movierec compare)"
     console.print(_leaderboard_table(rows, title))
 
@@ -597,10 +626,7 @@ def serve(
     the same path by `movierec batch` is picked up without a restart."""
     from movierec import service
 
-    try:
-        service.serve(run, store, host=host, port=port, workers=workers, access_log=access_log)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    service.serve(run, store, host=host, port=port, workers=workers, access_log=access_log)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ This module imports ``movierec.models`` / ``movierec.train`` only inside functio
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -294,20 +295,30 @@ def fit_history(
     *,
     progress: bool = True,
     run_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train a ``HistoryModel`` (``config.model == "history"``); keep the epoch with the best
     validation sampled HR@10 (history = train only). The returned model's buffer holds
     train + validation histories: ready for test evaluation.
 
     Uses ``config``'s factors (d), epochs, batch_size, lr, weight_decay, negatives, seed,
-    eval_seed, patience and device. ``run_dir``: ``train_log.csv`` is written there.
+    eval_seed, patience and device. ``run_dir``: ``train_log.csv`` and, after every epoch,
+    ``train.CHECKPOINT`` (weights, Adam state, the epoch log, the best epoch's weights; see
+    ``movierec.checkpoint``) are written there. ``resume``: continue from that checkpoint
+    as ``train.fit`` does (verified first; a fresh start when there is none). Epoch ``e``'s
+    negatives and order depend only on ``(seed, e)``, so a resumed run replays the epochs
+    the uninterrupted one would have run.
     """
+    from movierec import checkpoint as checkpoint_state
     from movierec.models import build_model
     from movierec.train import (
+        CHECKPOINT,
         TRAIN_LOG,
         EpochLog,
         TrainResult,
+        remove_work_files,
         resolve_device,
+        resume_checkpoint,
         sampled_hits,
         validation_batches,
         write_train_log,
@@ -327,11 +338,24 @@ def fit_history(
     model.set_history_from(history_for(split, "validation")).to(device)
     val = validation_batches(split, config.eval_seed, device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    log_path = Path(run_dir) / TRAIN_LOG if run_dir is not None else None
+    run_dir = Path(run_dir) if run_dir is not None else None
+    log_path = run_dir / TRAIN_LOG if run_dir is not None else None
+    fingerprint = checkpoint_state.data_fingerprint(split) if run_dir is not None else None
 
     history: list[EpochLog] = []
     best_state, best_epoch, stopped_early = None, 0, False
-    for epoch in range(config.epochs):
+    saved = resume_checkpoint(run_dir, config, fingerprint) if resume else None
+    if saved is not None:
+        state = saved[checkpoint_state.STATE]
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        history = [EpochLog(**h) for h in state["history"]]
+        best_state, best_epoch = state["best_state"], int(state["best_epoch"])
+        stopped_early = bool(state["stopped_early"])
+    elif run_dir is not None:
+        remove_work_files(run_dir)
+    first = config.epochs if stopped_early else len(history)
+    for epoch in range(first, config.epochs):
         t0 = time.perf_counter()
         perm, negs = rows.epoch(config.seed, epoch, config.negatives)
         model.train()
@@ -376,10 +400,26 @@ def fit_history(
         if best_state is None or not (hr <= history[best_epoch - 1].val_hr10):
             best_epoch = row.epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if log_path is not None:
+        stopped_early = config.patience is not None and row.epoch - best_epoch >= config.patience
+        if run_dir is not None:
             write_train_log(log_path, history)
-        if config.patience is not None and row.epoch - best_epoch >= config.patience:
-            stopped_early = True
+            state = {
+                "config": config.to_dict(),
+                checkpoint_state.DATA: fingerprint,
+                "history": [dataclasses.asdict(h) for h in history],
+                "best_epoch": best_epoch,
+                "best_state": best_state,
+                "stopped_early": stopped_early,
+            }
+            checkpoint_state.save(
+                {
+                    checkpoint_state.STATE: state,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                },
+                run_dir / CHECKPOINT,
+            )
+        if stopped_early:
             break
 
     if best_state is not None:

@@ -13,9 +13,12 @@ draws its negatives and its shuffle from ``numpy.random.default_rng([seed, e])``
 interrupted run resumed from its last checkpoint therefore replays exactly the epochs it
 would have run.
 
-Run directory (``run_dir``) while training: ``checkpoints/last.ckpt`` (Lightning checkpoint
-after every epoch: weights, optimizer, loop state, best weights and the epoch log; loads
-with ``torch.load(weights_only=True)``) and ``train_log.csv`` (one row per epoch).
+Working directory (``run_dir``) while training: ``checkpoints/last.ckpt`` (Lightning
+checkpoint after every epoch: weights, optimizer, loop state, best weights, the epoch log and
+the fingerprint of the data; loads with ``torch.load(weights_only=True)``), its digest
+``last.ckpt.sha256`` (``movierec.checkpoint``) and ``train_log.csv`` (one row per epoch). The
+command line trains in ``artifacts.work_dir(out)`` beside the run it replaces, never in it.
+A resume verifies the checkpoint's digest, data and settings first (``ResumeError``).
 
 Several processes (``Parallel``: ``devices`` per node times ``num_nodes``, Lightning DDP;
 gloo on CPUs, NCCL on GPUs; launched by Lightning itself or by ``torchrun``/SLURM, whose
@@ -62,6 +65,9 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from torch import nn
 
+from movierec import checkpoint as checkpoint_state
+from movierec.checkpoint import ResumeError
+from movierec.errors import MovierecError
 from movierec.history import PRESET as HISTORY_PRESET
 from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.sampling import sample_candidates, sample_negatives, seen_keys
@@ -77,6 +83,10 @@ DECODE_ROWS = 1 << 22  # epoch rows decoded per chunk (bounded int64 temporaries
 STRATEGIES = ("auto", "ddp")  # auto: DDP when devices x num_nodes > 1, else one process
 DDP_MODELS = ("tutorial", "gmf", "mlp", "neumf")  # the Lightning-trained models
 RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # may differ between a run and its resume
+
+
+class ConfigError(MovierecError, ValueError):
+    """Bad training settings (a parameter out of range, an unknown model or device...)."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,11 @@ class TrainConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
-        self.model_config(1, 1)  # validates the model fields
+                raise ConfigError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
+        try:
+            self.model_config(1, 1)  # validates the model fields
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
@@ -122,7 +135,7 @@ class TrainConfig:
         ``dataclasses.replace`` sets a field to None (e.g. an automatic batch size).
         """
         if model not in PRESETS:
-            raise ValueError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{"model": model, **PRESETS[model], **given})
 
@@ -131,7 +144,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,9 +217,9 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     try:
         device = torch.device(choice)
     except RuntimeError as e:
-        raise ValueError(f"unknown device {choice!r}: {e}") from None
+        raise ConfigError(f"unknown device {choice!r}: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {choice!r} requested but CUDA is not available")
+        raise ConfigError(f"device {choice!r} requested but CUDA is not available")
     return device
 
 
@@ -273,13 +286,13 @@ class Parallel:
 
     def __post_init__(self) -> None:
         if self.devices < 1:
-            raise ValueError(f"--devices must be at least 1, got {self.devices}")
+            raise ConfigError(f"--devices must be at least 1, got {self.devices}")
         if self.num_nodes < 1:
-            raise ValueError(f"--num-nodes must be at least 1, got {self.num_nodes}")
+            raise ConfigError(f"--num-nodes must be at least 1, got {self.num_nodes}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
         if self.num_nodes > 1 and self.strategy != "ddp":
-            raise ValueError("--num-nodes above 1 needs --strategy ddp")
+            raise ConfigError("--num-nodes above 1 needs --strategy ddp")
 
     @property
     def world_size(self) -> int:
@@ -291,29 +304,29 @@ class Parallel:
 
 
 def check_parallel(config: TrainConfig, parallel: Parallel) -> None:
-    """Raise ValueError when ``config`` cannot train with ``parallel`` (before any data loads)."""
+    """Raise ConfigError when ``config`` cannot train with ``parallel`` (before any data loads)."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and Lightning's launcher
     if launched > 1 and launched != parallel.world_size:
-        raise ValueError(
+        raise ConfigError(
             f"launched as {launched} processes (WORLD_SIZE) but --devices x --num-nodes is "
             f"{parallel.world_size}; give matching --devices and --num-nodes"
         )
     if not parallel.distributed:
         return
     if config.model not in DDP_MODELS:
-        raise ValueError(
+        raise ConfigError(
             f"DDP (--devices/--num-nodes above 1) supports {'/'.join(DDP_MODELS)}; "
             f"the {config.model} model trains in one process (its own loop)"
         )
     device = resolve_device(config.device)
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"DDP runs on cpu or cuda devices, not {device.type}")
+        raise ConfigError(f"DDP runs on cpu or cuda devices, not {device.type}")
     if device.type == "cuda" and device.index is not None:
-        raise ValueError(
+        raise ConfigError(
             f"--device {config.device} names one GPU; with --devices use --device cuda"
         )
     if device.type == "cuda" and parallel.devices > torch.cuda.device_count():
-        raise ValueError(
+        raise ConfigError(
             f"--devices {parallel.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
         )
 
@@ -608,10 +621,12 @@ class NCFModule(L.LightningModule):
         val: Fixed,
         run_dir: Path | None,
         fresh: bool = True,
+        fingerprint: str | None = None,
     ) -> None:
         super().__init__()
         self.model, self.config, self.rows, self.val = model, config, rows, val
         self.run_dir = run_dir
+        self.fingerprint = fingerprint  # checkpoint.data_fingerprint of the split, saved with it
         self.fresh = fresh  # not a resume: remove a previous run's checkpoint and log first
         self.automatic_optimization = False
         self.history: list[EpochLog] = []
@@ -631,8 +646,7 @@ class NCFModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.fresh and self.run_dir is not None and self.trainer.is_global_zero:
-            for stale in (self.run_dir / CHECKPOINT, self.run_dir / TRAIN_LOG):
-                stale.unlink(missing_ok=True)
+            remove_work_files(self.run_dir)
 
     def train_dataloader(self) -> EpochBatches:
         return self.train_batches()
@@ -777,8 +791,9 @@ class NCFModule(L.LightningModule):
 
     # -- resume
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["movierec"] = {
+        checkpoint[checkpoint_state.STATE] = {
             "config": self.config.to_dict(),
+            checkpoint_state.DATA: self.fingerprint,
             "history": [dataclasses.asdict(h) for h in self.history],
             "best_epoch": self.best_epoch,
             "best_state": self.best_state,
@@ -791,7 +806,7 @@ class NCFModule(L.LightningModule):
         self.restore(checkpoint["movierec"])
 
     def restore(self, state: dict[str, Any]) -> None:
-        check_resumable(state["config"], self.config)
+        """Loop state from a checkpoint that ``resume_checkpoint`` verified."""
         self.history = [EpochLog(**h) for h in state["history"]]
         self.best_epoch = int(state["best_epoch"])
         self.best_state = state["best_state"]
@@ -802,16 +817,42 @@ class NCFModule(L.LightningModule):
             torch.cuda.set_rng_state_all(cuda_rng)
 
 
-def check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+def check_resumable(saved: dict[str, Any], config: TrainConfig, where: Path | str = "") -> None:
+    """Raise ResumeError when ``config`` differs from the checkpoint's settings ``saved``
+    other than in ``RESUMABLE_CHANGES``."""
     now = config.to_dict()
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise ValueError(f"cannot resume: the checkpoint was trained with other settings ({diffs})")
+        raise ResumeError(
+            f"{where or 'cannot resume'}: the checkpoint was trained with other settings "
+            f"({diffs}); give the same settings, or {checkpoint_state.AFRESH}"
+        )
+
+
+def resume_checkpoint(
+    run_dir: Path | None, config: TrainConfig, fingerprint: str | None
+) -> dict[str, Any] | None:
+    """The verified checkpoint in ``run_dir`` to resume ``config`` from, None when there is
+    none; ResumeError when it is damaged or belongs to other data or settings."""
+    path = run_dir / CHECKPOINT if run_dir is not None else None
+    if path is None or fingerprint is None or not path.exists():
+        return None
+    saved = checkpoint_state.read(path, fingerprint)
+    check_resumable(saved[checkpoint_state.STATE]["config"], config, path)
+    return saved
+
+
+def remove_work_files(run_dir: Path) -> None:
+    """Remove a previous training's checkpoint, its digest and log from ``run_dir``."""
+    ckpt = run_dir / CHECKPOINT
+    for stale in (ckpt, checkpoint_state.digest_path(ckpt), run_dir / TRAIN_LOG):
+        stale.unlink(missing_ok=True)
 
 
 def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """Write then rename, so a crash mid-write leaves the previous checkpoint intact.
+    """Write then rename (``checkpoint.publish``: digest first), so a crash mid-write leaves
+    the previous checkpoint intact and a damaged one is recognised.
 
     Call it on every rank: Lightning writes the file on global rank 0 only, then waits for
     all ranks (a barrier); rank 0 renames it."""
@@ -820,7 +861,7 @@ def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(tmp)
     if trainer.is_global_zero:
-        os.replace(tmp, path)
+        checkpoint_state.publish(tmp, path)
 
 
 def write_train_log(path: Path, history: Sequence[EpochLog]) -> None:
@@ -884,7 +925,9 @@ def fit(
 
     ``run_dir``: where the per-epoch checkpoint and ``train_log.csv`` go (none when None).
     ``resume``: continue from ``run_dir``'s last checkpoint (a fresh start when there is
-    none); the settings must match except ``epochs``, ``patience`` and ``device``.
+    none); it must be intact and of the same data (``checkpoint.read``), and the settings
+    must match except ``epochs``, ``patience`` and ``device`` (else ``ResumeError``). The
+    history model resumes the same way (``history.fit_history``).
     ``init``: a prepared model to start from instead of a fresh one (e.g.
     ``NeuMF.from_pretrained(gmf, mlp)``); it must match ``config``'s model shapes.
     ``callbacks``: extra Lightning callbacks.
@@ -896,16 +939,16 @@ def fit(
     """
     parallel = parallel or Parallel()
     check_parallel(config, parallel)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if resume and run_dir is None:
+        raise ValueError("resume=True needs the run_dir of the interrupted run")
     if config.model == "history":  # its own loop: causal histories, sampled softmax
         if init is not None or callbacks:
             raise ValueError("the history model takes no init model or callbacks")
         from movierec.history import fit_history
 
-        return fit_history(split, config, progress=progress, run_dir=run_dir)
+        return fit_history(split, config, progress=progress, run_dir=run_dir, resume=resume)
     started = time.perf_counter()
-    run_dir = Path(run_dir) if run_dir is not None else None
-    if resume and run_dir is None:
-        raise ValueError("resume=True needs the run_dir of the interrupted run")
     device = resolve_device(config.device)
     # DDP: the data is built on the CPU; each rank moves its share to its own device
     data_device = torch.device("cpu") if parallel.distributed else device
@@ -918,11 +961,10 @@ def fit(
         raise ValueError("init does not match the model described by config")
     val = validation_batches(split, config.eval_seed, data_device, config.val_users)
 
-    ckpt = run_dir / CHECKPOINT if run_dir is not None else None
-    resume_from = ckpt if resume and ckpt is not None and ckpt.exists() else None
-    module = NCFModule(model, config, rows, val, run_dir, fresh=resume_from is None)
-
-    saved = torch.load(resume_from, map_location="cpu", weights_only=True) if resume_from else None
+    fingerprint = checkpoint_state.data_fingerprint(split) if run_dir is not None else None
+    saved = resume_checkpoint(run_dir, config, fingerprint) if resume else None
+    resume_from = run_dir / CHECKPOINT if saved is not None and run_dir is not None else None
+    module = NCFModule(model, config, rows, val, run_dir, saved is None, fingerprint)
     rank = launch_rank(devices=parallel.devices)
     if saved is not None and _finished(saved, config):
         module.restore(saved["movierec"])  # nothing left to run: skip the Trainer
