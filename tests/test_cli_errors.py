@@ -156,7 +156,7 @@ def test_the_traceback_of_a_reported_error_on_request(
 def test_the_projects_errors_share_one_base_class() -> None:
     from movierec import movielens
     from movierec.checkpoint import ResumeError
-    from movierec.train import ConfigError
+    from movierec.errors import ParameterError
 
-    for cls in (ArtifactError, ResumeError, ConfigError, movielens.DataError):
+    for cls in (ArtifactError, ResumeError, ParameterError, movielens.DataError):
         assert issubclass(cls, MovierecError)

@@ -787,6 +787,15 @@ def test_cli_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     options = {"host": "127.0.0.1", "port": 9000, "workers": 1, "access_log": False}
     [(args, kwargs)] = calls
     assert args == ("runs/x", "s.sqlite") and kwargs.items() >= options.items()
+    limits = httpguard.ServerLimits()  # the CLI's defaults are the library's
+    assert [kwargs[f] for f in ("limit_concurrency", "timeout_keep_alive")] == [
+        limits.limit_concurrency,
+        limits.timeout_keep_alive,
+    ]
+    assert [kwargs[f] for f in ("request_timeout", "max_head_bytes")] == [
+        limits.request_timeout,
+        limits.max_head_bytes,
+    ]
 
     def missing(*a: object, **kw: object) -> None:
         raise FileNotFoundError("no recommendation store at s.sqlite")

@@ -10,23 +10,17 @@ reported errors too. Click's own usage errors (an unknown option...) also exit w
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from movierec.errors import MovierecError
+from movierec.errors import MovierecError, ParameterError
 
 TRACEBACK_ENV = "MOVIEREC_TRACEBACK"
 REPORTED = (MovierecError, OSError)  # what Commands.invoke turns into one line and exit 2
-
-
-class UsageProblem(MovierecError):
-    """A request the command cannot carry out as given (e.g. an unknown user id)."""
 
 
 def report_error(error: BaseException) -> None:
@@ -47,19 +41,6 @@ class Commands(TyperGroup):
                 raise
             report_error(e)
             raise typer.Exit(2) from None
-
-
-@contextlib.contextmanager
-def _parameter_checks() -> Iterator[None]:
-    """Around a call that reports bad parameters as ValueError (``synth.synth``,
-    ``recommend.write_batch``): report those like a MovierecError. To go once they raise
-    one (a ValueError from elsewhere is a bug and should keep its traceback)."""
-    try:
-        yield
-    except ValueError as e:
-        if isinstance(e, MovierecError):
-            raise
-        raise UsageProblem(str(e)) from None
 
 
 app = typer.Typer(
@@ -141,8 +122,7 @@ def synth(
     """Write a synthetic ML-25M-shaped data set (for speed and memory benchmarks)."""
     from movierec import synth as synthetic
 
-    with _parameter_checks():
-        summary = synthetic.synth(out, scale=scale, seed=seed)
+    summary = synthetic.synth(out, scale=scale, seed=seed)
     typer.echo(
         f"{summary.ratings:,} ratings, {summary.users:,} users, {summary.movies:,} movies "
         f"-> {summary.path}"
@@ -264,7 +244,7 @@ def compare(
     unknown = [n for n in names if n not in PEERS and n not in PRESETS]
     if unknown:
         known = ", ".join([*PEERS, *PRESETS])
-        raise UsageProblem(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
+        raise ParameterError(f"--models: unknown model(s) {', '.join(unknown)}; known: {known}")
     ours = {n: trained(n) for n in names if n in PRESETS}
     err = Console(stderr=True, highlight=False)
     ds, _, split = _prepared_split(data, min_year)
@@ -356,7 +336,7 @@ def _resolve_liked(r, liked: list[str]) -> list[int]:
         close = "; ".join(r.catalog.display_title(i) for i in match.candidates[:5]) or "none"
         problems.append(f"{query!r}: {match.reason} (closest: {close})")
     if problems:
-        raise UsageProblem("cannot tell which movie is meant: " + ", ".join(problems))
+        raise ParameterError("cannot tell which movie is meant: " + ", ".join(problems))
     return found
 
 
@@ -379,13 +359,13 @@ def recommend(
     from rich.console import Console
 
     if (user is None) == (not liked):
-        raise UsageProblem("give either --user ID or at least one --liked MOVIE")
+        raise ParameterError("give either --user ID or at least one --liked MOVIE")
     r = _recommender(run)
     out: dict = {}
     if user is not None:
         idx = int(r.users.index(user)[0])
         if idx < 0:
-            raise UsageProblem(f"--user {user} is not in this run ({len(r.users):,} users)")
+            raise ParameterError(f"--user {user} is not in this run ({len(r.users):,} users)")
         rec = r.for_users(np.array([idx]), k)
         items, stamps = r.history(idx)
         out["user_id"] = user
@@ -449,14 +429,13 @@ def batch(
     from movierec.train import resolve_device
 
     if devices < 1:
-        raise UsageProblem(f"--devices must be at least 1, got {devices}")
+        raise ParameterError(f"--devices must be at least 1, got {devices}")
     where = resolve_device(device)
     r = _recommender(run, device=str(where if where.type == "cpu" else "cuda:0"))
     meta = {"run": str(Path(run).resolve()), "model": r.run.config.model, "k": k}
-    with _parameter_checks():
-        summary = write_batch(
-            r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
-        )
+    summary = write_batch(
+        r, out, k, meta, chunk=chunk, parquet=parquet, devices=devices, progress=progress
+    )
     typer.echo(
         f"{summary.users:,} users x top {summary.k} ({summary.rows:,} rows) in "
         f"{summary.seconds:.1f} s -> {summary.path}" + (f" and {parquet}" if parquet else "")
@@ -548,7 +527,7 @@ def run(
     unknown = [n for n in names if n not in PEERS]
     if unknown:
         known = ", ".join(PEERS)
-        raise UsageProblem(f"--peers: unknown peer(s) {', '.join(unknown)}; known: {known}")
+        raise ParameterError(f"--peers: unknown peer(s) {', '.join(unknown)}; known: {known}")
     check_replaceable(out)
     config = TrainConfig.for_model(model, seed=seed, device=device)
     ds, report, split = _prepared_split(data, min_year)
@@ -621,12 +600,35 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Processes, each with its own model copy."),
     access_log: bool = typer.Option(False, help="Log every request (costs throughput)."),
+    limit_concurrency: int = typer.Option(
+        2048, min=1, help="Open connections plus running requests past which requests get 503."
+    ),
+    timeout_keep_alive: float = typer.Option(
+        5.0, min=0.1, help="Seconds an idle keep-alive connection stays open."
+    ),
+    request_timeout: float = typer.Option(
+        10.0, min=0.1, help="Seconds a client has to send a whole request; then 408."
+    ),
+    max_head_bytes: int = typer.Option(
+        16384, min=1024, help="Largest request line plus headers; larger gets 431."
+    ),
 ) -> None:
     """Serve the JSON API (OpenAPI at /docs) and the web page at /. A new store written to
     the same path by `movierec batch` is picked up without a restart."""
     from movierec import service
 
-    service.serve(run, store, host=host, port=port, workers=workers, access_log=access_log)
+    service.serve(
+        run,
+        store,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=timeout_keep_alive,
+        request_timeout=request_timeout,
+        max_head_bytes=max_head_bytes,
+    )
 
 
 if __name__ == "__main__":

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class MovierecError(Exception):
     """A failure the user can act on; ``str(e)`` is the one-line message."""
+
+
+class ParameterError(MovierecError, ValueError):
+    """A parameter out of its range or naming nothing (an unknown model, device or user)."""

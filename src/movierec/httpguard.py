@@ -31,6 +31,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from movierec.errors import ParameterError
+
 LIMIT_CONCURRENCY = 2048
 TIMEOUT_KEEP_ALIVE_S = 5.0
 REQUEST_TIMEOUT_S = 10.0
@@ -176,11 +178,11 @@ class ServerLimits:
         for name in ("limit_concurrency", "max_head_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+                raise ParameterError(f"{name} must be a positive integer, not {value!r}")
         for name in ("timeout_keep_alive", "request_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+                raise ParameterError(f"{name} must be a positive number of seconds, not {value!r}")
 
     def uvicorn_options(self) -> dict[str, Any]:
         protocol = functools.partial(  # a partial of a module-level class: workers unpickle it

@@ -41,6 +41,7 @@ import torch
 
 from movierec.artifacts import Run, load_run
 from movierec.data import Catalog, IdMap
+from movierec.errors import ParameterError
 from movierec.foldin import FoldInConfig, fold_in, score_folded
 from movierec.history import HistoryModel, history_for
 from movierec.split import concat
@@ -62,7 +63,7 @@ def item_vectors(model: torch.nn.Module) -> np.ndarray:
             t = t * model.predict.weight[0, : t.shape[1]].detach().abs()
         parts.append(torch.nn.functional.normalize(t, dim=1))
     if not parts:
-        raise ValueError(f"{type(model).__name__} has no item embedding")
+        raise ParameterError(f"{type(model).__name__} has no item embedding")
     return torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1).cpu().numpy()
 
 
@@ -298,7 +299,7 @@ def write_batch(
     from movierec.train import available_cores, threads_per_rank
 
     if devices < 1:
-        raise ValueError(f"--devices must be at least 1, got {devices}")
+        raise ParameterError(f"--devices must be at least 1, got {devices}")
     out = Path(out)
     parts = min(devices, max(1, len(r.users)))
     if parts == 1:
@@ -314,7 +315,9 @@ def write_batch(
     threads = threads_per_rank(available_cores(), parts)
     on_gpu = r.run.model.device.type == "cuda"
     if on_gpu and parts > torch.cuda.device_count():
-        raise ValueError(f"--devices {parts}: this machine has {torch.cuda.device_count()} GPU(s)")
+        raise ParameterError(
+            f"--devices {parts}: this machine has {torch.cuda.device_count()} GPU(s)"
+        )
     jobs = [
         BatchPart(
             run=str(r.run.path),

@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from movierec.errors import ParameterError
+
 FULL_USERS = 162_541
 FULL_MOVIES = 62_423
 FULL_RATINGS = 22_600_000
@@ -84,9 +86,9 @@ def synth(
 ) -> SynthSummary:
     """Write ``ratings.csv`` and ``movies.csv`` into ``out_dir``; see the module docstring."""
     if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}")
+        raise ParameterError(f"scale must be positive, got {scale}")
     if clusters < 2:
-        raise ValueError(f"clusters must be at least 2, got {clusters}")
+        raise ParameterError(f"clusters must be at least 2, got {clusters}")
     rng = np.random.default_rng(seed)
     n_users = max(50, round(FULL_USERS * scale))
     n_movies = max(100, round(FULL_MOVIES * scale**0.5))

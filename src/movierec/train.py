@@ -67,7 +67,7 @@ from torch import nn
 
 from movierec import checkpoint as checkpoint_state
 from movierec.checkpoint import ResumeError
-from movierec.errors import MovierecError
+from movierec.errors import ParameterError
 from movierec.history import PRESET as HISTORY_PRESET
 from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.sampling import sample_candidates, sample_negatives, seen_keys
@@ -83,10 +83,6 @@ DECODE_ROWS = 1 << 22  # epoch rows decoded per chunk (bounded int64 temporaries
 STRATEGIES = ("auto", "ddp")  # auto: DDP when devices x num_nodes > 1, else one process
 DDP_MODELS = ("tutorial", "gmf", "mlp", "neumf")  # the Lightning-trained models
 RESUMABLE_CHANGES = {"epochs", "patience", "device"}  # may differ between a run and its resume
-
-
-class ConfigError(MovierecError, ValueError):
-    """Bad training settings (a parameter out of range, an unknown model or device...)."""
 
 
 @dataclass(frozen=True)
@@ -121,11 +117,11 @@ class TrainConfig:
         }
         for name, ok in checks.items():
             if not ok:
-                raise ConfigError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
+                raise ParameterError(f"TrainConfig.{name} is out of range: {getattr(self, name)!r}")
         try:
             self.model_config(1, 1)  # validates the model fields
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise ParameterError(str(e)) from None
 
     @classmethod
     def for_model(cls, model: str, **overrides: Any) -> TrainConfig:
@@ -135,7 +131,7 @@ class TrainConfig:
         ``dataclasses.replace`` sets a field to None (e.g. an automatic batch size).
         """
         if model not in PRESETS:
-            raise ConfigError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
+            raise ParameterError(f"unknown model {model!r}; known: {', '.join(PRESETS)}")
         given = {k: v for k, v in overrides.items() if v is not None}
         return cls(**{"model": model, **PRESETS[model], **given})
 
@@ -144,7 +140,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ConfigError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
+            raise ParameterError(f"unknown TrainConfig fields: {', '.join(sorted(unknown))}")
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,9 +213,9 @@ def resolve_device(requested: str | None = "auto") -> torch.device:
     try:
         device = torch.device(choice)
     except RuntimeError as e:
-        raise ConfigError(f"unknown device {choice!r}: {e}") from None
+        raise ParameterError(f"unknown device {choice!r}: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {choice!r} requested but CUDA is not available")
+        raise ParameterError(f"device {choice!r} requested but CUDA is not available")
     return device
 
 
@@ -286,13 +282,15 @@ class Parallel:
 
     def __post_init__(self) -> None:
         if self.devices < 1:
-            raise ConfigError(f"--devices must be at least 1, got {self.devices}")
+            raise ParameterError(f"--devices must be at least 1, got {self.devices}")
         if self.num_nodes < 1:
-            raise ConfigError(f"--num-nodes must be at least 1, got {self.num_nodes}")
+            raise ParameterError(f"--num-nodes must be at least 1, got {self.num_nodes}")
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+            raise ParameterError(
+                f"unknown strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}"
+            )
         if self.num_nodes > 1 and self.strategy != "ddp":
-            raise ConfigError("--num-nodes above 1 needs --strategy ddp")
+            raise ParameterError("--num-nodes above 1 needs --strategy ddp")
 
     @property
     def world_size(self) -> int:
@@ -304,29 +302,29 @@ class Parallel:
 
 
 def check_parallel(config: TrainConfig, parallel: Parallel) -> None:
-    """Raise ConfigError when ``config`` cannot train with ``parallel`` (before any data loads)."""
+    """Raise ParameterError if ``config`` cannot train with ``parallel`` (before data loads)."""
     launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and Lightning's launcher
     if launched > 1 and launched != parallel.world_size:
-        raise ConfigError(
+        raise ParameterError(
             f"launched as {launched} processes (WORLD_SIZE) but --devices x --num-nodes is "
             f"{parallel.world_size}; give matching --devices and --num-nodes"
         )
     if not parallel.distributed:
         return
     if config.model not in DDP_MODELS:
-        raise ConfigError(
+        raise ParameterError(
             f"DDP (--devices/--num-nodes above 1) supports {'/'.join(DDP_MODELS)}; "
             f"the {config.model} model trains in one process (its own loop)"
         )
     device = resolve_device(config.device)
     if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"DDP runs on cpu or cuda devices, not {device.type}")
+        raise ParameterError(f"DDP runs on cpu or cuda devices, not {device.type}")
     if device.type == "cuda" and device.index is not None:
-        raise ConfigError(
+        raise ParameterError(
             f"--device {config.device} names one GPU; with --devices use --device cuda"
         )
     if device.type == "cuda" and parallel.devices > torch.cuda.device_count():
-        raise ConfigError(
+        raise ParameterError(
             f"--devices {parallel.devices}: this machine has {torch.cuda.device_count()} GPU(s)"
         )
 
