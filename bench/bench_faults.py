@@ -112,8 +112,8 @@ def run_users_and_titles(run: Path, n_titles: int = 50) -> tuple[list[int], list
 
     users = np.load(run / "users.npy", allow_pickle=False).tolist()
     cat = pq.read_table(run / "catalog.parquet").to_pydict()
-    titles = [str(t) for t in cat["title"]]
-    return users, titles[:n_titles]
+    titles = [f"{t} ({y})" if y else str(t) for t, y in zip(cat["title"], cat["year"])]
+    return users, titles[:n_titles]  # with the year: a title alone may name several movies
 
 
 # --------------------------------------------------------------------------- cases
@@ -381,7 +381,8 @@ def case_runs(work: Path, **_) -> Iterator[str]:
         "--data",
         SMALL,
     )
-    yield f"--resume with the history model and nothing to resume: {one_line(hist)}"
+    said = hist.stderr.strip().splitlines()[:1]
+    yield f"--resume, history model, nothing to resume: exit {hist.returncode}, says {said}"
 
 
 def case_store(work: Path, **_) -> Iterator[str]:
