@@ -42,9 +42,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +54,7 @@ import pyarrow.parquet as pq
 import safetensors.numpy
 import safetensors.torch
 
-from movierec import __version__
+from movierec import __version__, atomic
 from movierec.checkpoint import file_sha256
 from movierec.data import Catalog, Dataset, IdMap, Interactions
 from movierec.errors import MovierecError
@@ -85,7 +83,6 @@ REQUIRED = (CONFIG, WEIGHTS, USERS, ITEMS, CATALOG, INTERACTIONS)
 PARTS = ("train", "validation", "test")
 CHECKPOINTS = CHECKPOINT.parts[0]  # the directory carried from run to run, not in the manifest
 _WORK_FILES = {CHECKPOINTS, TRAIN_LOG}  # what fit() left in a run_dir before work dirs existed
-_SIDE = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<hex>[0-9a-f]+)")
 
 
 class ArtifactError(MovierecError):
@@ -288,12 +285,12 @@ def recover(path: str | Path) -> list[str]:
     one sentence each."""
     path = Path(path)
     notes: list[str] = []
-    dead = [p for p in _side_dirs(path) if not _running(int(_SIDE.fullmatch(p.name)["pid"]))]
+    dead = [p for p in atomic.siblings(path) if p.is_dir() and atomic.stale(p)]
     if not path.exists():
         for where in _candidates(path, dead):
             if _complete(where):
                 os.rename(where, path)
-                _fsync_parent(path)
+                atomic.fsync(path.parent)
                 notes.append(f"restored {path} from {where.name} (an interrupted replacement)")
                 break
     for p in dead:
@@ -303,23 +300,11 @@ def recover(path: str | Path) -> list[str]:
     return notes
 
 
-def _side_dirs(path: Path) -> list[Path]:
-    """``.NAME.tmp-*`` and ``.NAME.old-*`` beside ``path``, newest first."""
-    if not path.parent.is_dir():
-        return []
-    found = []
-    for p in path.parent.iterdir():
-        m = _SIDE.fullmatch(p.name)
-        if m and m["name"] == path.name and p.is_dir():
-            found.append(p)
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
-
-
 def _candidates(path: Path, sides: list[Path]) -> list[Path]:
     """Where the run ``path`` is while ``path`` itself is missing: for each backup (newest
     first), the new run written by the same process, then the backup itself."""
     out = []
-    for old in (p for p in sides if _SIDE.fullmatch(p.name)["kind"] == "old"):
+    for old in (p for p in sides if atomic.SIDE.fullmatch(p.name)["kind"] == "old"):
         new = old.with_name(old.name.replace(".old-", ".tmp-", 1))
         out += [p for p in (new, old) if p in sides]
     return out
@@ -333,26 +318,12 @@ def _complete(where: Path) -> bool:
     return True
 
 
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _publish(path: Path, writers: dict[str, Callable[[Path], None]], carry: Path) -> Path:
     """Write every file into a temporary sibling, add the manifest and the ``carry``
     directory's files (linked), swap it in (module docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp = path.parent / f".{path.name}.tmp-{tag}"
+    tag = atomic.tag()
+    tmp = atomic.beside(path, "tmp", tag)
     tmp.mkdir()
     try:
         files = {}
@@ -361,21 +332,23 @@ def _publish(path: Path, writers: dict[str, Callable[[Path], None]], carry: Path
             files[name] = _describe(tmp / name)
         manifest = {"format": FORMAT, "version": VERSION, "files": files}
         _write_json(tmp / MANIFEST, manifest)
-        _fsync_dir(tmp)
+        for f in tmp.iterdir():
+            atomic.fsync(f)
+        atomic.fsync(tmp)
         _carry(carry, tmp / carry.name)
         if path.exists():
-            old = path.parent / f".{path.name}.old-{tag}"
+            old = atomic.beside(path, "old", tag)
             os.rename(path, old)
             try:
                 os.rename(tmp, path)
             except BaseException:
                 os.rename(old, path)
                 raise
-            _fsync_parent(path)
+            atomic.fsync(path.parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, path)
-            _fsync_parent(path)
+            atomic.fsync(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -388,34 +361,12 @@ def _carry(src: Path, dst: Path) -> None:
         return
     dst.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
-        if f.is_file() and not f.name.endswith(".tmp"):
+        if f.is_file() and not atomic.SIDE.fullmatch(f.name):  # not a file being written
             _link_or_copy(f, dst / f.name)
 
 
 def _describe(path: Path) -> dict[str, Any]:
     return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
-
-
-def _fsync_dir(path: Path) -> None:
-    for p in path.iterdir():
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-    _fsync_parent(path / MANIFEST)
-
-
-def _fsync_parent(path: Path) -> None:
-    """Make the rename or creation of ``path`` durable (where directories can be opened)."""
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- load
@@ -454,7 +405,10 @@ def _places(path: Path) -> list[tuple[Path, int]]:
     try:
         if path.exists():
             return [(path, path.stat().st_ino)]
-        places = [(p, p.stat().st_ino) for p in _candidates(path, _side_dirs(path))]
+        places = [
+            (p, p.stat().st_ino)
+            for p in _candidates(path, [p for p in atomic.siblings(path) if p.is_dir()])
+        ]
     except FileNotFoundError:  # a directory vanished while looking: a replacement is under way
         return [(path, -1)]
     return places or [(path, 0)]

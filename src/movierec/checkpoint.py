@@ -17,13 +17,13 @@ the file, the problem and what to do.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from movierec import atomic
 from movierec.errors import MovierecError
 from movierec.split import Split
 
@@ -56,9 +56,12 @@ def digest_path(path: Path) -> Path:
 def save(obj: dict[str, Any], path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then ``publish`` it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    publish(tmp, path)
+    tmp = atomic.beside(path)
+    try:
+        torch.save(obj, tmp)
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -66,10 +69,8 @@ def publish(tmp: Path, path: Path) -> None:
     new = file_sha256(tmp)
     side = digest_path(path)
     old = file_sha256(path) if path.is_file() else None
-    side_tmp = side.with_name(side.name + ".tmp")
-    side_tmp.write_text("".join(f"{d}\n" for d in (new, old) if d))
-    os.replace(side_tmp, side)
-    os.replace(tmp, path)
+    atomic.write_text(side, "".join(f"{d}\n" for d in (new, old) if d))
+    atomic.publish(tmp, path)
 
 
 def read(path: Path, fingerprint: str) -> dict[str, Any]:

@@ -52,7 +52,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,6 +68,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from movierec import atomic
 from movierec.data import Catalog, Dataset, IdMap, Interactions
 from movierec.errors import MovierecError
 
@@ -1013,7 +1013,8 @@ def fetch(
     algorithm, expected = _parse_checksum(checksum) if checksum else ("md5", _published_md5(url))
     root.mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
-        part = Path(tempfile.mkstemp(prefix=f".{name}.", suffix=".zip.part", dir=root)[1])
+        atomic.remove_stale(target)  # downloads and unpacked folders of killed fetches
+        part = atomic.beside(target)
         cleanup.callback(part.unlink, missing_ok=True)
         digest = _download(url, part, algorithm, progress)
         if digest != expected:
@@ -1021,7 +1022,8 @@ def fetch(
                 f"checksum mismatch for {url}: expected {algorithm} {expected}, got {digest}; "
                 "the download was discarded"
             )
-        unpacked = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+        unpacked = atomic.beside(target)
+        unpacked.mkdir()
         cleanup.callback(shutil.rmtree, unpacked, ignore_errors=True)
         try:
             with zipfile.ZipFile(part) as archive:
@@ -1037,9 +1039,9 @@ def fetch(
 def _move_into_place(content: Path, target: Path, scratch: Path) -> None:
     if target.exists():
         old = scratch / ".replaced"
-        os.replace(target, old)
+        os.rename(target, old)  # directories: renamed, never replaced
     try:
-        os.replace(content, target)
+        os.rename(content, target)
     except OSError as e:  # another process finished first
         if not target.is_dir():
             raise FetchError(f"cannot move the release into {target}: {e}") from None

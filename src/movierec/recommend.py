@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 import torch
 
+from movierec import atomic
 from movierec.artifacts import Run, load_run
 from movierec.data import Catalog, IdMap
 from movierec.errors import ParameterError
@@ -190,8 +191,6 @@ def batch_blocks(
 def write_parquet(path: str | Path, blocks: Iterable[Block]) -> Iterator[Block]:
     """Pass ``blocks`` through, writing them as rows (user_id, rank, movie_id, score) to a
     Parquet file that appears (atomically renamed) only once every block was written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     schema = pa.schema(
         [
             ("user_id", pa.int64()),
@@ -200,46 +199,34 @@ def write_parquet(path: str | Path, blocks: Iterable[Block]) -> Iterator[Block]:
             ("score", pa.float32()),
         ]
     )
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for users, movies, scores in blocks:
-                keep = movies >= 0
-                rank = np.broadcast_to(np.arange(1, movies.shape[1] + 1), movies.shape)
-                writer.write_table(
-                    pa.table(
-                        {
-                            "user_id": np.repeat(users, keep.sum(axis=1)),
-                            "rank": rank[keep].astype(np.int16),
-                            "movie_id": movies[keep],
-                            "score": scores[keep].astype(np.float32),
-                        },
-                        schema=schema,
-                    )
+    with atomic.replacing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for users, movies, scores in blocks:
+            keep = movies >= 0
+            rank = np.broadcast_to(np.arange(1, movies.shape[1] + 1), movies.shape)
+            writer.write_table(
+                pa.table(
+                    {
+                        "user_id": np.repeat(users, keep.sum(axis=1)),
+                        "rank": rank[keep].astype(np.int16),
+                        "movie_id": movies[keep],
+                        "score": scores[keep].astype(np.float32),
+                    },
+                    schema=schema,
                 )
-                yield users, movies, scores
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            )
+            yield users, movies, scores
 
 
 def merge_parquet(path: str | Path, parts: Sequence[str | Path]) -> Path:
     """Concatenate Parquet ``parts`` (same schema) in order into ``path``, which appears
     (atomically renamed) only once complete."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        writer = None
+    schema = pq.ParquetFile(parts[0]).schema_arrow
+    with atomic.replacing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for part in parts:
             f = pq.ParquetFile(part)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, f.schema_arrow)
             for g in range(f.num_row_groups):
                 writer.write_table(f.read_row_group(g))
-        if writer is not None:
-            writer.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -2,15 +2,16 @@
 
 Writing: ``write_store`` builds the whole database in a temporary file beside ``path``
 (same directory, so the rename stays on one file system), with ``synchronous=OFF`` and no
-rollback journal while it fills: nobody else can see that file, and a crash leaves only a
-``.tmp`` file behind, never a broken store. Before the swap it switches the file to
-``journal_mode=DELETE`` (so no ``-wal``/``-shm``/``-journal`` file belongs to it), closes
-it, fsyncs it, ``os.replace``-s it over ``path`` and fsyncs the directory. Any
+rollback journal while it fills (``atomic.replacing``): nobody else can see that file, and
+a crash leaves only a ``.NAME.tmp-PID-HEX`` file behind, never a broken store. Before the
+swap it switches the file to ``journal_mode=DELETE`` (so no ``-wal``/``-shm``/``-journal``
+file belongs to it), closes it, fsyncs it, renames it over ``path`` and fsyncs the
+directory. Any
 ``-wal``/``-shm``/``-journal`` file left next to ``path`` by some earlier writer describes
 the *old* database and would corrupt the new one if SQLite ever replayed it, so those are
 deleted right after the rename. A reader therefore sees either the whole previous store or
-the whole new one; an interrupted write leaves the previous store untouched. (A writer
-killed outright can leave its hidden ``.NAME.PID.THREAD.tmp`` file; deleting it is safe.)
+the whole new one; an interrupted write leaves the previous store untouched. (The next write
+removes the temporary files of writers that were killed.)
 ``merge_stores`` builds one store the same way from part stores written in parallel (disjoint
 users), copying their rows with SQL.
 There is no WAL at any point: nothing ever writes to a store file that readers can see, so
@@ -58,6 +59,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from movierec import atomic
 from movierec.data import Catalog
 from movierec.errors import MovierecError
 
@@ -218,10 +220,7 @@ def merge_stores(
 def _new_store(final: Path) -> Iterator[sqlite3.Connection]:
     """A connection (autocommit) to an empty store in a temporary file beside ``final``,
     swapped in over ``final`` when the block returns and removed when it raises."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    _remove_with_side_files(tmp)
-    try:
+    with atomic.replacing(final, remove=_remove_with_side_files) as tmp:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.executescript(
@@ -232,15 +231,9 @@ def _new_store(final: Path) -> Iterator[sqlite3.Connection]:
             conn.execute("PRAGMA journal_mode=DELETE")
         finally:
             conn.close()
-        _fsync(tmp)
-        os.replace(tmp, final)
-        for suffix in _SIDE_FILES:  # they belong to the database that was just replaced
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{final}{suffix}")
-        _fsync_dir(final.parent)
-    except BaseException:
-        _remove_with_side_files(tmp)
-        raise
+    for suffix in _SIDE_FILES:  # they belong to the database that was just replaced
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{final}{suffix}")
 
 
 def _write_meta(
@@ -341,19 +334,6 @@ def _progress(enabled: bool, total: int | None) -> Iterator[Any]:
     with Progress(transient=True) as bar:
         task = bar.add_task("writing store", total=total)
         yield lambda n: bar.advance(task, n)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        _fsync(path)
 
 
 def _remove_with_side_files(path: Path) -> None:

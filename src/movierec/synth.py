@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from movierec import atomic
 from movierec.errors import ParameterError
 
 FULL_USERS = 162_541
@@ -263,21 +264,17 @@ def _write_movies(rng: np.random.Generator, movies: _Movies, clusters: int, path
     genres = np.asarray(cluster_genres, dtype=object)[movies.cluster]
     genres[rng.random(n) < 0.02] = "(no genres listed)"
     rows = zip(words, nouns, article, movies.ids, movies.years, genres, strict=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         out = csv.writer(f, lineterminator="\n")
         out.writerow(["movieId", "title", "genres"])
         out.writerows(
             (m, f"{_WORDS[w]} {_NOUNS[k]} {m}{', The' if a else ''} ({y})", g)
             for w, k, a, m, y, g in rows
         )
-    tmp.replace(path)
 
 
 def _write_ratings(table: pa.Table, path: Path) -> None:
     """``ratings.csv``: a bare header, nothing quoted."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
         f.write((",".join(table.column_names) + "\n").encode())
         pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    tmp.replace(path)

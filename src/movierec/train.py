@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, RichProgressBar
 from torch import nn
 
+from movierec import atomic
 from movierec import checkpoint as checkpoint_state
 from movierec.checkpoint import ResumeError
 from movierec.errors import ParameterError
@@ -854,7 +855,7 @@ def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
 
     Call it on every rank: Lightning writes the file on global rank 0 only, then waits for
     all ranks (a barrier); rank 0 renames it."""
-    tmp = path.with_suffix(".tmp")
+    tmp = atomic.beside(path)  # Lightning writes it on rank 0 only
     if trainer.is_global_zero:
         path.parent.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(tmp)
@@ -863,13 +864,10 @@ def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
 
 
 def write_train_log(path: Path, history: Sequence[EpochLog]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(EpochLog.CSV_HEADER)
         w.writerows(h.csv_row() for h in history)
-    os.replace(tmp, path)
 
 
 class ProgressBar(RichProgressBar):
