@@ -81,10 +81,10 @@ def test_beside_is_one_scheme_for_files_and_directories(tmp_path: Path) -> None:
 
 def test_every_file_replacement_goes_through_atomic() -> None:
     """One mechanism: no module renames a file over another by itself (directories are
-    swapped with os.rename by artifacts.py and movielens.py's fetch)."""
+    swapped with os.rename by artifacts.py and movielens/download.py)."""
     offenders = [
         f"{p.name}:{n}"
-        for p in SRC.glob("*.py")
+        for p in SRC.rglob("*.py")
         if p.name != "atomic.py"
         for n, line in enumerate(p.read_text().splitlines(), 1)
         if re.search(r"os\.replace\(|\.replace\(\s*path\)|tempfile\.mk", line)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import gzip
 import re
 import time
@@ -26,6 +27,7 @@ from _data_fixtures import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movierec import movielens
 from movierec.errors import MovierecError
 from movierec.movielens import (
     DROP_DUPLICATE,
@@ -615,3 +617,33 @@ def test_control_characters_in_every_movie_file(tmp_path: Path, fmt: str, char: 
     err = _load_error(root)
     assert (Path(err.path).name, err.line) == (FORMAT_FILES[fmt][1], line)
     assert f"control character {char!r} at column " in str(err)
+
+
+# --------------------------------------------------------------------------- package
+
+
+def test_package_modules_import_in_one_direction() -> None:
+    """Submodules import siblings, never the package itself, and the graph has no cycle."""
+    root = Path(movielens.__file__).parent
+    deps: dict[str, set[str]] = {}
+    for path in root.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "movierec.movielens" not in names, path.name
+        prefix = "movierec.movielens."
+        deps[path.stem] = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
+    done: set[str] = set()
+    while len(done) < len(deps):
+        ready = {m for m, d in deps.items() if m not in done and d <= done}
+        assert ready, f"import cycle among {sorted(set(deps) - done)}"
+        done |= ready
+
+
+def test_public_api_is_exported() -> None:
+    assert all(hasattr(movielens, name) for name in movielens.__all__)
+    assert callable(movielens.load) and callable(movielens.fetch)
+    assert issubclass(movielens.DataError, MovierecError)
+    assert issubclass(movielens.FetchError, MovierecError)
