@@ -159,7 +159,7 @@ def synthetic_app():
 def serve_synthetic(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from movierec.httpguard import ServerLimits
+    from movierec.service.limits import ServerLimits
 
     os.environ.update(
         BENCH_USERS=str(args.users), BENCH_ITEMS=str(args.items), BENCH_STORE=str(args.store)

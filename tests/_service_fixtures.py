@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data import Catalog, IdMap
-from movierec.httpguard import ServerLimits
+from movierec.service.limits import ServerLimits
 from movierec.store import write_store
 from movierec.titles import MovieMatch, TitleIndex
 from movierec.topk import Recommendations, top_k

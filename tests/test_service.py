@@ -25,8 +25,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from movierec import httpguard, service
-from movierec.service import MAX_BODY_BYTES, BodyLimit, create_app
+from movierec import service
+from movierec.service import MAX_BODY_BYTES, BodyLimit, create_app, server
+from movierec.service import app as service_app
 from movierec.store import Store, write_store
 
 INT32_MAX = 2**31 - 1
@@ -275,7 +276,7 @@ def test_openapi_docs_and_web_page(client: TestClient) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     error(client.get("/static/nope.js"), 404, "not_found")
-    error(client.get("/static/../service.py"), 404, "not_found")
+    error(client.get("/static/../app.py"), 404, "not_found")
 
 
 # --------------------------------------------------------------------------- validation
@@ -503,7 +504,7 @@ def test_a_new_store_is_picked_up_without_restart(
     make_store(path, fake, k=5, run_id="second")
     # checked at most once a second: right after the swap the old store still answers
     assert client.get("/v1/model").json()["store"]["run_id"] == "first"
-    monkeypatch.setattr(service, "STORE_CHECK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(service_app, "STORE_CHECK_INTERVAL_S", 0.0)
     assert client.get("/v1/model").json()["store"]["run_id"] == "second"
     assert client.get("/v1/users/1/recommendations?k=5").json()["source"] == "store"
 
@@ -512,7 +513,7 @@ def test_requests_during_repeated_swaps_never_fail(
     tmp_path: Path, fake: FakeRecommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real server, client threads hammering it, the store rewritten under them."""
-    monkeypatch.setattr(service, "STORE_CHECK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(service_app, "STORE_CHECK_INTERVAL_S", 0.0)
     path = tmp_path / "recs.sqlite"
     users, movie_ids, scores = raw_recommendations(fake, 5)
 
@@ -607,9 +608,9 @@ def test_serve_loads_the_run_and_the_store(
     ran: list[tuple] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: ran.append((app, kw)))
     # process-wide settings: record them rather than apply them to the test session
-    monkeypatch.setattr(service, "limit_compute_threads", lambda n: ran.append(("threads", n)))
-    monkeypatch.setattr(service, "freeze_heap", lambda: ran.append(("freeze",)))
-    monkeypatch.setattr(httpguard, "raise_open_files_limit", lambda want: want)
+    monkeypatch.setattr(server, "limit_compute_threads", lambda n: ran.append(("threads", n)))
+    monkeypatch.setattr(server, "freeze_heap", lambda: ran.append(("freeze",)))
+    monkeypatch.setattr(server, "raise_open_files_limit", lambda want: want)
     store_path = make_store(tmp_path / "recs.sqlite", fake)
 
     service.serve("runs/x", store_path, port=9123)
@@ -628,12 +629,13 @@ def test_serve_loads_the_run_and_the_store(
     # several workers: the run is loaded here once to check it, then each worker builds
     # its app from the environment through the factory
     ran.clear()
-    for name in service._ENV:
+    for name in server._ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: ran.append((target, kw)))
     service.serve("runs/z", store_path, workers=2)
     [(target, kw)] = ran
-    assert (target, kw["factory"], kw["workers"]) == ("movierec.service:app_from_env", True, 2)
+    factory = "movierec.service.server:app_from_env"
+    assert (target, kw["factory"], kw["workers"]) == (factory, True, 2)
     assert loaded == ["runs/x", "runs/z"]
     app = service.app_from_env()
     assert loaded == ["runs/x", "runs/z", "runs/z"]
@@ -650,10 +652,10 @@ def test_serve_applies_the_limits(
 
     ran: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **kw: ran.append(kw))
-    monkeypatch.setattr(service, "limit_compute_threads", lambda n: None)
-    monkeypatch.setattr(service, "freeze_heap", lambda: None)
+    monkeypatch.setattr(server, "limit_compute_threads", lambda n: None)
+    monkeypatch.setattr(server, "freeze_heap", lambda: None)
     files: list[int] = []
-    monkeypatch.setattr(httpguard, "raise_open_files_limit", lambda want: files.append(want) or 0)
+    monkeypatch.setattr(server, "raise_open_files_limit", lambda want: files.append(want) or 0)
     limits = {"limit_concurrency": 77, "timeout_keep_alive": 3, "request_timeout": 2.5}
     service.serve("runs/x", workers=workers, max_head_bytes=9000, **limits)
     [kw] = ran
@@ -662,7 +664,7 @@ def test_serve_applies_the_limits(
         "timeout_keep_alive": 3,
     }
     protocol = pickle.loads(pickle.dumps(kw["http"]))  # workers receive it pickled
-    assert protocol.func is httpguard.GuardedHttpTools
+    assert protocol.func is service.GuardedHttpTools
     assert protocol.keywords == {"request_timeout": 2.5, "max_head_bytes": 9000}
     assert kw["ws"] == "none" and files == [77 + 256]
     with pytest.raises(ValueError, match="request_timeout"):  # before anything is loaded
@@ -759,7 +761,7 @@ def test_a_damaged_store_swapped_in_is_logged_and_the_old_one_keeps_serving(
 
     path = make_store(tmp_path / "recs.sqlite", fake, k=5, run_id="good")
     client = TestClient(create_app(fake, Store.open(path)))
-    monkeypatch.setattr(service, "STORE_CHECK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(service_app, "STORE_CHECK_INTERVAL_S", 0.0)
     bad = make_store(tmp_path / "bad.sqlite", fake, k=5, run_id="bad")
     with sqlite3.connect(bad) as conn:
         conn.execute("UPDATE meta SET value = 'null' WHERE key = 'k'")
@@ -787,7 +789,7 @@ def test_cli_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     options = {"host": "127.0.0.1", "port": 9000, "workers": 1, "access_log": False}
     [(args, kwargs)] = calls
     assert args == ("runs/x", "s.sqlite") and kwargs.items() >= options.items()
-    limits = httpguard.ServerLimits()  # the CLI's defaults are the library's
+    limits = service.ServerLimits()  # the CLI's defaults are the library's
     assert [kwargs[f] for f in ("limit_concurrency", "timeout_keep_alive")] == [
         limits.limit_concurrency,
         limits.timeout_keep_alive,

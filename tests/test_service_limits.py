@@ -12,8 +12,8 @@ import httpx
 import pytest
 from _service_fixtures import FakeRecommender, live_server
 
-from movierec.httpguard import MAX_HEAD_BYTES, ServerLimits
 from movierec.service import create_app
+from movierec.service.limits import MAX_HEAD_BYTES, ServerLimits
 
 IDLE = 1000
 # request line never ends / headers never end / nothing at all / only a stray blank line
@@ -192,7 +192,7 @@ def test_limits_must_be_positive(bad: dict) -> None:
 
 
 def test_serve_raises_the_open_files_soft_limit_up_to_the_hard_one() -> None:
-    from movierec.httpguard import raise_open_files_limit
+    from movierec.service.limits import raise_open_files_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:

@@ -1,0 +1,172 @@
+"""What a movie and a leaderboard look like, for every reader: one movie object (the HTTP
+API's ``Movie``, the CLI's ``--json`` rows), and the Rich tables the CLI prints.
+
+A movie object is ``{"movie_id", "title", "year", "genres"}`` (year ``None`` when the title
+has none, genres a list), plus ``"score"`` (``None`` when not finite) in a ranked list or
+``"timestamp"`` (seconds since the epoch) in a history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from rich.table import Table
+
+from movierec.data import Catalog
+
+if TYPE_CHECKING:
+    from movierec.compare import Row
+    from movierec.movielens import LoadReport
+    from movierec.prepare import PrepareReport
+
+NO_GENRES = "(no genres listed)"
+
+
+def movie(movie_id: int, title: str, year: int, genres: str) -> dict[str, Any]:
+    """One movie object from catalogue fields (``year`` 0: none; genres ``"A|B"``)."""
+    return {
+        "movie_id": int(movie_id),
+        "title": str(title),
+        "year": int(year) or None,
+        "genres": [g for g in str(genres).split("|") if g and g != NO_GENRES],
+    }
+
+
+def finite(x: float) -> float | None:
+    """A score as JSON can carry it: NaN and infinities become ``None``."""
+    return float(x) if math.isfinite(x) else None
+
+
+class MovieRows:
+    """Item indices of one catalogue -> movie objects.
+
+    Each movie object is built once and then shared (read-only): serving the same movies
+    over and over, this is most of the per-request work that is ours.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._movies: dict[int, dict[str, Any]] = {}  # item index -> movie object
+
+    def movie(self, idx: int) -> dict[str, Any]:
+        found = self._movies.get(idx)
+        if found is None:
+            c = self.catalog
+            found = self._movies[idx] = movie(
+                c.movie_ids[idx], c.titles[idx], c.years[idx], c.genres[idx]
+            )
+        return found
+
+    def movies(self, items: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+        return [self.movie(int(i)) for i in items]
+
+    def scored(self, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
+        """One row of a ``Recommendations`` (index space), padding (-1) dropped."""
+        return [
+            {**self.movie(i), "score": finite(s)}
+            for i, s in zip(np.asarray(items).tolist(), np.asarray(scores).tolist(), strict=True)
+            if i >= 0
+        ]
+
+    def watched(self, items: np.ndarray, timestamps: np.ndarray) -> list[dict[str, Any]]:
+        """A user's history (index space) with when each movie was rated."""
+        return [
+            {**self.movie(i), "timestamp": int(t)}
+            for i, t in zip(
+                np.asarray(items).tolist(), np.asarray(timestamps).tolist(), strict=True
+            )
+        ]
+
+
+# --------------------------------------------------------------------------- tables
+
+Column = Literal["score", "date", "year"]
+
+
+def movie_table(title: str, rows: Sequence[dict[str, Any]], column: Column) -> Table:
+    """Numbered movie objects with their genres and one more column: the score, the date
+    watched (from ``timestamp``) or the year."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("movie")
+    table.add_column("genres")
+    table.add_column(column, justify="right")
+    for n, row in enumerate(rows, 1):
+        year = f" ({row['year']})" if row["year"] else ""
+        table.add_row(str(n), f"{row['title']}{year}", ", ".join(row["genres"]), _cell(row, column))
+    return table
+
+
+def _cell(row: dict[str, Any], column: Column) -> str:
+    if column == "date":
+        return dt.datetime.fromtimestamp(row["timestamp"], dt.UTC).date().isoformat()
+    value = row[column]
+    if value is None:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def side_by_side(*tables: Table) -> Table:
+    """Tables in one row, four spaces apart."""
+    grid = Table.grid(padding=(0, 4))
+    grid.add_row(*tables)
+    return grid
+
+
+LEADERBOARD_COLUMNS = ("sampled HR@10", "NDCG@10", "full HR@10", "NDCG@10", "cov@10", "train s")
+
+
+def leaderboard_table(rows: Sequence[Row], title: str) -> Table:
+    """The leaderboard's test figures, best sampled HR@10 first and in bold, with the
+    settings each contender chose on validation."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("model")
+    for column in LEADERBOARD_COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("settings (chosen on validation)")
+    ranked = sorted(rows, key=lambda r: -r.test.sampled["hr@10"])
+    for n, r in enumerate(ranked):
+        s, f = r.test.sampled, r.test.full or {}
+        table.add_row(
+            f"[bold]{r.model}[/]" if n == 0 else r.model,
+            *(f"{v:.3f}" for v in (s["hr@10"], s["ndcg@10"], f["hr@10"], f["ndcg@10"])),
+            f"{r.test.coverage_at_10:.3f}",
+            f"{r.train_seconds:.1f}",
+            ", ".join(f"{k}={_setting(v)}" for k, v in r.params.items()),
+        )
+    return table
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
+
+
+def prepare_table(name: str, load: LoadReport, report: PrepareReport) -> Table:
+    """Users, movies and interactions loaded, dropped (on load and by each filter), kept."""
+    table = Table(title=name)
+    table.add_column("", justify="left")
+    for column in ("users", "movies", "interactions"):
+        table.add_column(column, justify="right")
+    rows = [("loaded", report.users_in, report.movies_in, report.interactions_in)]
+    rows += [(f"dropped on load: {why}", None, None, n) for why, n in load.dropped.items()]
+    rows += [(f"dropped: {s.reason}", s.users, s.movies, s.interactions) for s in report.steps]
+    rows += [("kept", report.users, report.movies, report.interactions)]
+    for label, *counts in rows:
+        table.add_row(label, *("" if n is None else f"{n:,}" for n in counts))
+    return table
+
+
+def metrics_lines(metrics: dict[str, Any]) -> list[str]:
+    """``evaluate``'s figures: one line per protocol, then coverage."""
+    lines = []
+    for protocol in ("sampled", "full"):
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in metrics[protocol].items() if "@" in k)
+        lines.append(f"{protocol:>7}: {figures} ({metrics[protocol]['users']:,} users)")
+    lines.append(f"coverage@10: {metrics['coverage@10']:.4f}")
+    return lines

@@ -1,0 +1,101 @@
+"""One movie object for the API and the CLI, and the tables the CLI prints."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from _service_fixtures import FakeRecommender
+from fastapi.testclient import TestClient
+from rich.console import Console
+from typer.testing import CliRunner
+
+from movierec import display
+from movierec.service import create_app
+
+
+def text(renderable: object) -> str:
+    console = Console(record=True, width=160, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_a_movie_object_from_catalogue_fields() -> None:
+    assert display.movie(np.int64(7), "Heat", np.int16(1995), "Action|Crime") == {
+        "movie_id": 7,
+        "title": "Heat",
+        "year": 1995,
+        "genres": ["Action", "Crime"],
+    }
+    assert display.movie(8, "Untitled", 0, "(no genres listed)") == {
+        "movie_id": 8,
+        "title": "Untitled",
+        "year": None,
+        "genres": [],
+    }
+    assert display.movie(9, "x", 2000, "")["genres"] == []
+
+
+def test_rows_drop_padding_carry_null_scores_and_share_objects() -> None:
+    fake = FakeRecommender()
+    rows = display.MovieRows(fake.catalog)
+    scored = rows.scored(np.array([3, -1, 0]), np.array([0.5, 0.0, np.nan], dtype=np.float32))
+    assert [m["movie_id"] for m in scored] == [50, 1]
+    assert [m["score"] for m in scored] == [0.5, None]
+    assert rows.movie(3) is rows.movie(3)  # built once
+    assert "score" not in rows.movie(3)  # rows are copies around the shared object
+    watched = rows.watched(np.array([1, 0]), np.array([300, 100]))
+    assert [(m["movie_id"], m["timestamp"]) for m in watched] == [(2, 300), (1, 100)]
+    assert rows.movies([11]) == [{"movie_id": 120, "title": "Aliens", "year": 1986, "genres": []}]
+
+
+def test_the_cli_and_the_api_answer_with_the_same_movie_objects(monkeypatch) -> None:
+    from movierec import cli
+
+    fake = FakeRecommender()
+    monkeypatch.setattr(cli, "_recommender", lambda run, device="cpu": fake)
+    api = TestClient(create_app(fake)).get("/v1/movies/50/similar?k=4").json()
+    out = CliRunner().invoke(cli.app, ["similar", "run", "--movie", "50", "--k", "4", "--json"])
+    assert out.exit_code == 0, out.output
+    mine = json.loads(out.stdout)
+    assert mine["movie"] == api["movie"]
+    assert mine["similar"] == api["items"]
+
+    api = TestClient(create_app(fake)).get("/v1/users/3/history").json()
+    out = CliRunner().invoke(cli.app, ["recommend", "run", "--user", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["history"] == api["items"]
+
+
+def test_movie_table_columns() -> None:
+    rows = display.MovieRows(FakeRecommender().catalog)
+    dated = text(display.movie_table("t", rows.watched(np.array([0]), np.array([86400])), "date"))
+    assert "Toy Story (1995)" in dated and "1970-01-02" in dated
+    scored = text(display.movie_table("t", rows.scored(np.array([4]), np.array([0.25])), "score"))
+    assert "Interstellar (2014)" in scored and "0.250" in scored and "Drama, Sci-Fi" in scored
+    blank = text(display.movie_table("t", rows.scored(np.array([4]), np.array([np.inf])), "score"))
+    assert "None" not in blank and "inf" not in blank
+
+
+def _row(model: str, hr: float, **params: object) -> SimpleNamespace:
+    sampled = {"hr@10": hr, "ndcg@10": hr / 2}
+    test = SimpleNamespace(sampled=sampled, full=sampled, coverage_at_10=0.1)
+    return SimpleNamespace(model=model, test=test, train_seconds=1.25, params=params)
+
+
+def test_one_leaderboard_table_best_first_in_bold() -> None:
+    rows = [_row("popularity", 0.4), _row("ials", 0.6, alpha=4.0, factors=64, loss="bpr")]
+    table = display.leaderboard_table(rows, "test, tiny, seed 0")
+    lines = text(table).splitlines()
+    assert lines[0].strip() == "test, tiny, seed 0"
+    body = [line for line in lines if "popularity" in line or "ials" in line]
+    assert "ials" in body[0] and "popularity" in body[1]
+    assert "alpha=4, factors=64, loss=bpr" in body[0] and "0.600" in body[0]
+    assert table.columns[0]._cells[0] == "[bold]ials[/]"
+
+
+@pytest.mark.parametrize("column", ["score", "date", "year"])
+def test_movie_table_of_nothing(column: str) -> None:
+    assert "#" in text(display.movie_table("empty", [], column))  # type: ignore[arg-type]
