@@ -55,7 +55,7 @@ def test_the_cli_and_the_api_answer_with_the_same_movie_objects(monkeypatch) -> 
     from movierec import cli
 
     fake = FakeRecommender()
-    monkeypatch.setattr(cli, "_recommender", lambda run, device="cpu": fake)
+    monkeypatch.setattr(cli.recommending, "_recommender", lambda run, device="cpu": fake)
     api = TestClient(create_app(fake)).get("/v1/movies/50/similar?k=4").json()
     out = CliRunner().invoke(cli.app, ["similar", "run", "--movie", "50", "--k", "4", "--json"])
     assert out.exit_code == 0, out.output
