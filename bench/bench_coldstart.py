@@ -109,17 +109,7 @@ def main() -> None:
 
 def _scores_for(rec: Recommender, liked: list[np.ndarray]) -> np.ndarray:
     """Full score rows of the cold-start model (no exclusion; full_rank excludes)."""
-    from movierec.foldin import fold_in, score_folded
-    from movierec.history import HistoryModel
-
-    model = rec.model
-    if isinstance(model, HistoryModel):
-        width = max(len(x) for x in liked)
-        hist = np.full((len(liked), width), model.n_items, dtype=np.int64)
-        for row, items in enumerate(liked):
-            hist[row, : len(items)] = items
-        return model.score_items_for_history(torch.as_tensor(hist)).numpy()
-    return np.stack([score_folded(model, fold_in(model, x, rec.fold)) for x in liked])
+    return np.stack([rec.model.score_new_user(torch.as_tensor(x), rec.fold).numpy() for x in liked])
 
 
 def _ials_fold_in(known: Interactions, held: np.ndarray, liked: list[np.ndarray], seed: int):

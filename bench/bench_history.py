@@ -3,8 +3,9 @@
     python bench/bench_history.py [--seeds 0,1,2] [--epochs 20] [--threads 2]
     python bench/bench_history.py --seeds 0 --set factors=128 negatives=64 --history-len 50
 
-Each seed trains with ``history.PRESET`` (d=64, L=20, sampled softmax over 16 negatives,
-Adam 5e-3, batch 1024, <= 20 epochs, patience 3) and is evaluated with
+Each seed trains with ``PRESETS["history"]`` (``movierec.training.config``: d=64, L=20,
+sampled softmax over 64 negatives, Adam 5e-3, batch 512, <= 20 epochs, patience 3) on the
+one training loop and is evaluated with
 ``evaluate(..., seed=seed)``: validation with history = train, test with history = train +
 validation. Prints one JSON line per seed as it finishes, then mean ± std. ``--set``
 overrides preset fields (a validation grid); ``--history-len`` changes L.
@@ -19,14 +20,15 @@ import time
 import numpy as np
 import torch
 
-from movierec import history
 from movierec.evaluate import evaluate
-from movierec.history import PRESET, fit_history, history_for
-from movierec.models import TorchScorer
+from movierec.models import TorchScorer, history, scorer_for
 from movierec.movielens import load
 from movierec.prepare import prepare
 from movierec.split import leave_last_out
-from movierec.train import TrainConfig
+from movierec.training.config import PRESETS, TrainConfig
+from movierec.training.fit import fit
+
+PRESET = PRESETS["history"]
 
 
 def flat(m) -> dict[str, float]:
@@ -62,14 +64,11 @@ def main() -> None:
             seed=seed,
             device=a.device,
         )
-        res = fit_history(split, cfg, progress=a.progress)
-        model = res.model
-        scorer = TorchScorer(model, res.device)
+        res = fit(split, cfg, progress=bool(a.progress))
         t0 = time.perf_counter()
-        test = flat(evaluate(scorer, split, seed=seed, on="test"))
-        model.set_history_from(history_for(split, "validation"))
-        val = flat(evaluate(scorer, split, seed=seed, on="validation"))
-        model.set_history_from(history_for(split, "test"))
+        test = flat(evaluate(TorchScorer(res.model, res.device), split, seed=seed, on="test"))
+        validation = scorer_for(res.model, split, "validation")
+        val = flat(evaluate(validation, split, seed=seed, on="validation"))
         run = {
             "seed": seed,
             "best_epoch": res.best_epoch,

@@ -2,7 +2,7 @@
 
 The DDP runs go through the command line as a user would (``python -m movierec train
 --devices 2 --strategy ddp --device cpu``: Lightning starts rank 1 by re-running the
-command). With the global batch split across ranks (``train.shard_epoch``), two ranks make
+command). With the global batch split across ranks (``training.ranks.shard_epoch``), two ranks make
 the same updates as one process up to float summation order, so the comparisons below are
 tight: per-epoch validation HR@10 within 0.02 (two of the fixture's 100 validation users),
 sampled test HR@10 within 0.03, and weights within 1e-3 (observed: ~1e-6) at the DDP run's
@@ -230,7 +230,6 @@ def test_cli_refuses_bad_parallel_options_cleanly(tmp_path: Path) -> None:
         (["--devices", "0"], "--devices must be at least 1"),
         (["--num-nodes", "2"], "needs --strategy ddp"),
         (["--strategy", "fsdp"], "unknown strategy"),
-        (["--model", "history", "--devices", "2"], "DDP (--devices/--num-nodes above 1) supports"),
     ]:
         result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2, (extra, result.output)
@@ -289,6 +288,23 @@ def test_ddp_resume_after_the_run_continues_it(ddp, single, tmp_path: Path) -> N
     resumed = load_run(out)
     twin = same_best_epoch(resumed.training["best_epoch"], got, four)
     close_weights(resumed.model.model.state_dict(), twin)
+
+
+def test_the_history_model_trains_in_ddp_like_one_process(ddp, tmp_path: Path) -> None:
+    """The one loop gives the history model DDP: 2 ranks, same epochs as one process."""
+    data, out = ddp[0].parent / "data", tmp_path / "history"
+    args = ["train", "--data", str(data), "--out", str(out), "--epochs", "2"]
+    args += ["--model", "history", "--factors", "16", "--batch", "256", "--lr", "0.02"]
+    args += ["--negatives", "16", "--device", "cpu", "--devices", "2", "--strategy", "ddp"]
+    done = movierec(*args, "--no-progress", cwd=tmp_path)
+    assert done.stdout.count("best epoch") == 1
+    run = load_run(out)
+    config = dataclasses.replace(run.config, device="cpu")
+    one = fit(run.split, config, progress=False)
+    got = [float(r["val_hr@10"]) for r in log_rows(out)]
+    assert got == pytest.approx([h.val_hr10 for h in one.history], abs=0.02)
+    if run.training["best_epoch"] == one.best_epoch:
+        close_weights(run.model.model.state_dict(), one.model.state_dict())
 
 
 # ----------------------------------------------------------------------- batch in 2 processes

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from movierec.foldin import FoldInConfig, fold_in, score_folded, user_tables
+from movierec.foldin import FoldInConfig, fold_in, score_folded
 from movierec.models import ModelConfig, build_model
 
 KINDS = ("gmf", "mlp", "neumf")
@@ -24,6 +24,11 @@ def _model(kind: str) -> torch.nn.Module:
     return build_model(config).eval()
 
 
+def _params(rows):
+    """Rows keyed as ``user_tables()`` keys them, keyed by the tables' parameter names."""
+    return {f"{n}.user.weight": r for n, r in rows.items()}
+
+
 def _reference_fold_in(model, liked, config):
     """The algorithm as it was: the user tables swapped for trainable rows with
     ``functional_call``; here on a private copy of the model, which nobody else reads."""
@@ -31,7 +36,7 @@ def _reference_fold_in(model, liked, config):
     liked_t = torch.as_tensor(np.unique(liked))
     n_items, gen = model.n_items, torch.Generator().manual_seed(config.seed)
     with torch.no_grad():
-        prior = {n: t.mean(0, keepdim=True) for n, t in user_tables(model).items()}
+        prior = {n: t.mean(0, keepdim=True) for n, t in model.user_tables().items()}
     rows = {n: p.clone().requires_grad_(True) for n, p in prior.items()}
     frozen = {n: p.detach() for n, p in model.named_parameters()}
     opt = torch.optim.Adam(rows.values(), lr=config.lr)
@@ -43,7 +48,7 @@ def _reference_fold_in(model, liked, config):
         neg = torch.randint(0, n_items, (n_neg,), generator=gen)
         weight = torch.cat([torch.ones(liked_t.numel()), (~is_liked[neg]).float()])
         items = torch.cat([liked_t, neg])
-        logits = functional_call(model, frozen | rows, (torch.zeros_like(items), items))
+        logits = functional_call(model, frozen | _params(rows), (torch.zeros_like(items), items))
         loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weight)
         pull = sum(((rows[n] - prior[n]) ** 2).sum() for n in rows)
         opt.zero_grad()
@@ -56,7 +61,7 @@ def _reference_fold_in(model, liked, config):
 def test_score_user_rows_is_forward_with_the_users_rows(kind):
     model = _model(kind)
     users, items = torch.tensor([0, 5, 29]), torch.arange(50)
-    rows = {n: t[users][:, None, :] for n, t in user_tables(model).items()}
+    rows = {n: t[users][:, None, :] for n, t in model.user_tables().items()}
     with torch.no_grad():
         expected = model(users[:, None], items[None, :].expand(3, -1))
         got = model.score_user_rows(rows, items[None, :])
@@ -102,7 +107,7 @@ def test_fold_in_gives_what_the_parameter_swap_gave(kind):
         torch.testing.assert_close(rows[n], expected[n], rtol=1e-4, atol=1e-5)
     args = (torch.zeros(50, dtype=torch.long), torch.arange(50))
     with torch.no_grad():
-        reference = functional_call(copy.deepcopy(model), expected, args).numpy()
+        reference = functional_call(copy.deepcopy(model), _params(expected), args).numpy()
     np.testing.assert_allclose(score_folded(model, rows), reference, rtol=1e-4, atol=1e-5)
 
 

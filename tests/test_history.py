@@ -12,19 +12,19 @@ from _close import assert_scores_close
 
 from movierec.data import Interactions
 from movierec.evaluate import evaluate
-from movierec.history import (
+from movierec.models import ModelConfig, TorchScorer, build_model, scorer_for
+from movierec.models import inputs_for as history_for
+from movierec.models.history import (
     HISTORY_LEN,
-    PRESET,
     HistoryModel,
     Sequences,
     build_histories,
     chronological_order,
-    fit_history,
-    history_for,
-    scorer_for,
 )
-from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.split import leave_last_out
+from movierec.training.config import PRESETS, TrainConfig
+from movierec.training.epochs import CausalRows
+from movierec.training.fit import fit
 
 BLOCKS, USERS_PER_BLOCK, ITEMS_PER_BLOCK, PER_USER = 5, 16, 30, 15  # 135 unseen >= 99
 
@@ -50,17 +50,15 @@ def planted(seed: int = 0) -> Interactions:
 
 
 def config(**kw):
-    from movierec.train import TrainConfig
-
     fast = dict(factors=16, epochs=6, batch_size=128, lr=2e-2, negatives=16, device="cpu")
-    return TrainConfig(model="history", **{**PRESET, **fast, **kw})
+    return TrainConfig(model="history", **{**PRESETS["history"], **fast, **kw})
 
 
 @pytest.fixture(scope="module")
 def trained():
     torch.set_num_threads(1)
     split = leave_last_out(planted())
-    return split, fit_history(split, config(), progress=False)
+    return split, fit(split, config(), progress=False)
 
 
 def inter(users, items, ts, n_users, n_items) -> Interactions:
@@ -88,19 +86,35 @@ def test_causal_rows_hold_only_earlier_items():
     rng = np.random.default_rng(3)
     n = 400
     x = inter(rng.integers(0, 12, n), rng.integers(0, 50, n), rng.integers(0, 30, n), 12, 50)
-    seq = Sequences.from_interactions(x)
-    L = 5
-    hist = seq.before(np.arange(n), L)
-    for p in range(n):  # brute force: the items strictly before position p of the same user
-        u = seq.users[p]
-        start = seq.starts[u]
-        want = seq.items[max(start, p - L) : p][::-1]
-        assert hist[p, : want.size].tolist() == want.tolist()
-        assert (hist[p, want.size :] == 50).all()
+    x = x.subset(np.unique(x.users.astype(np.int64) * 50 + x.items, return_index=True)[1])
+    rows = CausalRows.from_split(leave_last_out(x), torch.device("cpu"), history_len=5)
+    seq, n_rows = rows.seq, len(rows)
+    positions = torch.as_tensor(rng.permutation(n_rows))
+    hist, items = rows.batch((positions, torch.zeros((n_rows, 3), dtype=torch.int64)))
+    assert hist.shape == (n_rows, 5) and items.shape == (n_rows, 3)
+    for p, h in zip(positions.tolist(), hist.tolist()):
+        start = seq.starts[seq.users[p]]  # brute force: the same user's items strictly before p
+        want = seq.items[max(start, p - 5) : p][::-1].tolist()
+        assert h == want + [50] * (5 - len(want))
     # chronological order: every earlier position has an earlier (timestamp, -item)
     o = chronological_order(x)
     key = x.users[o].astype(np.int64) * 10**6 + x.timestamps[o] * 100 - x.items[o]
     assert np.all(np.diff(key) >= 0)
+
+
+def test_causal_epochs_are_seeded_and_shard_into_the_one_process_epoch():
+    rows = CausalRows.from_split(leave_last_out(planted()), torch.device("cpu"), history_len=4)
+    pos, items = rows.epoch(seed=1, epoch=2, negatives=8)
+    again = rows.epoch(seed=1, epoch=2, negatives=8)
+    assert torch.equal(pos, again[0]) and torch.equal(items, again[1])
+    assert items.shape == (len(rows), 9)
+    assert torch.equal(items[:, 0], torch.as_tensor(rows.seq.items)[pos])  # the positive first
+    seen = leave_last_out(planted()).seen_anywhere().toarray()
+    users = torch.as_tensor(rows.seq.users)[pos]
+    assert not seen[users[:, None].numpy(), items[:, 1:].numpy()].any()  # unseen negatives
+    index = np.arange(3, len(rows), 7)
+    part = rows.epoch(seed=1, epoch=2, negatives=8, index=index)
+    assert torch.equal(part[0], pos[index]) and torch.equal(part[1], items[index])
 
 
 def test_sequences_end_with_the_splits_validation_then_test_item():
@@ -118,7 +132,7 @@ def test_sequences_end_with_the_splits_validation_then_test_item():
 def test_forward_broadcasts_like_score_all():
     torch.manual_seed(0)
     m = HistoryModel(n_users=7, n_items=11, factors=4, L=3)
-    m.set_history_from(inter([0, 0, 1, 3, 3, 3, 3], [1, 2, 3, 4, 5, 6, 7], range(7), 7, 11))
+    m = m.with_inputs(inter([0, 0, 1, 3, 3, 3, 3], [1, 2, 3, 4, 5, 6, 7], range(7), 7, 11))
     with torch.no_grad():
         m.item_bias.normal_()
     users = torch.arange(7)
@@ -175,8 +189,8 @@ def test_cold_start_ranks_the_liked_block_first(trained):
 
 def test_seeded_runs_are_identical():
     split = leave_last_out(planted(1))
-    a = fit_history(split, config(epochs=2), progress=False)
-    b = fit_history(split, config(epochs=2), progress=False)
+    a = fit(split, config(epochs=2), progress=False)
+    b = fit(split, config(epochs=2), progress=False)
     for (k, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(x, y), k
 
@@ -214,11 +228,11 @@ def test_save_run_and_load_run(tmp_path, trained):
     np.testing.assert_allclose(run.model.score_all(users), result.scorer().score_all(users))
 
 
-def test_with_history_leaves_the_model_alone(trained):
+def test_with_inputs_leaves_the_model_alone(trained):
     split, result = trained
     m = result.model
     before = m.history.clone()
-    val = m.with_history(history_for(split, "validation"))
+    val = m.with_inputs(history_for(split, "validation"))
     assert torch.equal(m.history, before)
     assert torch.equal(val.history.cpu(), build_histories(split.train, HISTORY_LEN))
     assert val.item_out.weight is m.item_out.weight

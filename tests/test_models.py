@@ -1,14 +1,19 @@
-"""Model contracts: shapes, broadcasting, score_all == forward on every item, NeuMF init."""
+"""Model contracts: shapes, broadcasting, score_all == forward on every item, NeuMF init;
+the protocol (``movierec.models.protocol``) on every registered model."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from _close import assert_scores_close
 
+from movierec.data import Interactions
 from movierec.evaluate import Scorer
-from movierec.models import GMF, MLP, MODELS, ModelConfig, NeuMF, TorchScorer, build_model
+from movierec.foldin import FoldInConfig
+from movierec.models import GMF, MLP, MODELS, Model, ModelConfig, NeuMF, TorchScorer, build_model
 
 N_USERS, N_ITEMS = 11, 23
 KINDS = ["gmf", "mlp", "neumf", "tutorial"]  # the NCF family (MODELS may hold more)
@@ -135,3 +140,84 @@ def test_torch_scorer_rejects_out_of_range_indices_and_bad_shapes() -> None:
         scorer.score(np.array([0]), np.array([[N_ITEMS]]))
     with pytest.raises(ValueError, match="shape"):
         scorer.score(np.array([0, 1]), np.array([1, 2]))
+
+
+# ----------------------------------------------------------------------- the protocol, every model
+
+EVERY_KIND = sorted(MODELS)  # the contract every registered model passes
+
+
+def interactions(seed: int = 0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    n = 60
+    return Interactions(
+        rng.integers(0, N_USERS, n).astype(np.int32),
+        rng.integers(0, N_ITEMS, n).astype(np.int32),
+        rng.integers(0, 1000, n).astype(np.int64),
+        np.ones(n, np.float32),
+        N_USERS,
+        N_ITEMS,
+    )
+
+
+def example_batch(model: Model, b: int = 5) -> tuple[torch.Tensor, ...]:
+    items = torch.randint(0, N_ITEMS, (b, 4))
+    if model.user_input == "history":
+        hist = torch.randint(0, N_ITEMS + 1, (b, model.history_len))  # N_ITEMS pads
+        return hist, items
+    return torch.randint(0, N_USERS, (b,)), items[:, 0], torch.rand(b).round()
+
+
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_every_model_implements_the_protocol(kind: str) -> None:
+    model = make(kind, dropout=0.0)
+    assert isinstance(model, Model)
+    assert model.user_input in ("id", "history")
+    assert (model.history_len > 0) == (model.user_input == "history")
+    assert (model.n_users, model.n_items) == (N_USERS, N_ITEMS)
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_example_losses_are_one_differentiable_loss_per_example(kind: str) -> None:
+    model = make(kind).train()
+    losses = model.example_losses(*example_batch(model))
+    assert losses.shape == (5,) and bool(torch.isfinite(losses).all()) and bool((losses >= 0).all())
+    losses.mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_with_inputs_shares_the_parameters_and_leaves_the_model_alone(kind: str) -> None:
+    model = make(kind)
+    before = state(model)
+    view = model.with_inputs(interactions())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert {id(p) for p in view.parameters()} == {id(p) for p in model.parameters()}
+    users = torch.arange(N_USERS)
+    assert_scores_close(view.score_all(users), view(users[:, None], torch.arange(N_ITEMS)))
+    with pytest.raises(ValueError, match="index spaces"):
+        model.with_inputs(dataclasses.replace(interactions(), n_items=N_ITEMS + 1))
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_score_new_user_scores_every_item_and_writes_nothing(kind: str) -> None:
+    model = make(kind)
+    before = state(model)
+    fold = FoldInConfig(steps=5)
+    scores = model.score_new_user(torch.tensor([3, 7, 1]), fold)
+    assert scores.shape == (N_ITEMS,) and bool(torch.isfinite(scores).all())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    again = model.score_new_user(torch.tensor([3, 7, 1]), fold)
+    torch.testing.assert_close(scores, again)  # seeded: the same person, the same answer
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_item_vectors_are_unit_rows_one_per_item(kind: str) -> None:
+    v = make(kind).item_vectors()
+    assert v.shape[0] == N_ITEMS and v.ndim == 2
+    torch.testing.assert_close(v.norm(dim=1), torch.ones(N_ITEMS))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -14,8 +16,11 @@ import torch
 from _train_fixtures import fast_config, planted_dataset, planted_split
 from typer.testing import CliRunner
 
+from movierec import metrics
 from movierec.checkpoint import ResumeError, data_fingerprint, digest_path
+from movierec.errors import MovierecError
 from movierec.evaluate import evaluate
+from movierec.models import build_model
 from movierec.sampling import is_seen, seen_keys
 from movierec.train import (
     CHECKPOINT,
@@ -26,9 +31,11 @@ from movierec.train import (
     auto_batch_size,
     fit,
     resolve_device,
-    sampled_hits,
     validation_batches,
 )
+from movierec.training.batches import sampled_sums
+from movierec.training.epochs import CausalRows
+from movierec.training.loop import DivergedError
 
 torch.set_num_threads(1)  # tiny tensors: a second thread only adds synchronisation
 
@@ -164,12 +171,17 @@ def test_validation_uses_evaluates_candidates_or_a_fixed_subset_of_users(split) 
     assert picked.size == 30 and np.all(np.diff(picked) > 0) and np.isin(picked, users).all()
 
 
-def test_sampled_hits_counts_ties_against_the_positive() -> None:
+def test_sampled_sums_count_ties_at_their_expectation_as_evaluate_does() -> None:
     logits = torch.tensor([[1.0] * 100, [5.0] + [0.0] * 99, [0.0] + [1.0] * 9 + [-1.0] * 90])
-    hits, gain = sampled_hits(logits)
-    # row 0: all tied -> rank 99, miss; row 1: rank 0; row 2: rank 9, a hit at the edge
-    assert float(hits) == 2.0
-    assert float(gain) == pytest.approx(1.0 + 1.0 / math.log2(11))
+    hits, gain = sampled_sums(logits)
+    # row 0: all tied -> a uniform position among 100, a hit 1 time in 10 (a constant model
+    # scores HR@10 = 0.10); row 1: rank 0; row 2: rank 9, a hit at the edge
+    gains = 1.0 / np.log2(np.arange(10) + 2.0)
+    assert hits == pytest.approx(0.1 + 2.0)
+    assert gain == pytest.approx(gains.sum() / 100 + 1.0 + 1.0 / math.log2(11))
+    ranks = metrics.rank_of_target(logits[:, 0].numpy(), logits[:, 1:].numpy())
+    ties = metrics.ties_of_target(logits[:, 0].numpy(), logits[:, 1:].numpy())
+    assert hits == pytest.approx(3 * metrics.hit_rate(ranks, 10, ties))
 
 
 def test_device_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,17 +362,15 @@ def fast_history(**overrides) -> TrainConfig:
 def test_history_resume_after_a_crash_replays_the_uninterrupted_run(
     split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from movierec.history import CausalRows
-
     config = fast_history(epochs=4)
     whole = fit(split, config, progress=False)
     real, epochs = CausalRows.epoch, []
 
-    def crashing(self, seed, epoch, negatives):
+    def crashing(self, seed, epoch, negatives, **kw):
         epochs.append(epoch)
         if epoch == 2 and len(epochs) == 3:  # the first run, at its third epoch
             raise RuntimeError("simulated crash")
-        return real(self, seed, epoch, negatives)
+        return real(self, seed, epoch, negatives, **kw)
 
     monkeypatch.setattr(CausalRows, "epoch", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -470,3 +480,25 @@ def test_movierec_run_again_keeps_the_previous_run_until_the_new_one_is_complete
     assert after.training == before.training
     users = np.arange(before.split.n_users)
     np.testing.assert_array_equal(after.model.score_all(users), before.model.score_all(users))
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error(split, tmp_path: Path) -> None:
+    config = fast_config("gmf", epochs=3)
+    torch.manual_seed(0)
+    model = build_model(config.model_config(split.n_users, split.n_items))
+    with torch.no_grad():
+        model.predict.weight.fill_(math.nan)  # every logit, so every loss, is NaN
+    with pytest.raises(DivergedError, match=r"loss is nan in epoch 1 .*smaller --lr"):
+        fit(split, config, run_dir=tmp_path, init=model, progress=False)
+    assert not (tmp_path / CHECKPOINT).exists()  # nothing saved from the diverged epoch
+    assert issubclass(DivergedError, MovierecError)
+
+
+def test_serving_imports_neither_lightning_nor_the_training_loop() -> None:
+    code = (
+        "import sys, movierec.artifacts, movierec.recommend\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'lightning'"
+        " or m in ('movierec.training.loop', 'movierec.training.fit', 'movierec.train')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

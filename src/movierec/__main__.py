@@ -1,4 +1,4 @@
-"""``python -m movierec``: the command line (also what DDP ranks re-run, see ``movierec.train``)."""
+"""``python -m movierec``: the command line (what DDP ranks re-run: ``movierec.training.fit``)."""
 
 from movierec.cli import app
 

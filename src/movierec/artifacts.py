@@ -60,14 +60,10 @@ from movierec.data import Catalog, Dataset, IdMap, Interactions
 from movierec.errors import MovierecError
 from movierec.models import ModelConfig, TorchScorer, build_model
 from movierec.split import Split
-from movierec.train import (
-    CHECKPOINT,
-    TRAIN_LOG,
-    TrainConfig,
-    TrainResult,
-    resolve_device,
-    write_train_log,
-)
+from movierec.training.config import TrainConfig
+from movierec.training.files import CHECKPOINT, TRAIN_LOG, write_train_log
+from movierec.training.result import TrainResult
+from movierec.training.runtime import resolve_device
 
 FORMAT = "movierec-run"
 VERSION = 1
@@ -379,8 +375,9 @@ def verify_run(path: str | Path) -> dict[str, Any]:
 
 def load_run(path: str | Path, *, device: str | None = None) -> Run:
     """Verify the manifest, then read the run; the model goes to ``device`` (see
-    ``train.resolve_device``). While ``path`` is being replaced (or a replacement was
-    killed), the run is read from where it is (module docstring); ``Run.path`` says where."""
+    ``training.runtime.resolve_device``). While ``path`` is being replaced (or a replacement
+    was killed), the run is read from where it is (module docstring); ``Run.path`` says
+    where."""
     return _settled(Path(path), lambda where: _load(where, device))
 
 

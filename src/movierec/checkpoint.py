@@ -10,7 +10,7 @@ listed; a truncated or altered file is not.
 its digest, that ``torch.load(weights_only=True)`` reads it, that it is a movierec
 checkpoint, and that it was trained on the same prepared data (``fingerprint``: the sha256
 of the split's arrays, ``data_fingerprint``). The training settings are compared by the
-caller (``train.check_resumable``). Every refusal is a ``ResumeError``: one line naming
+caller (``training.files.check_resumable``). Every refusal is a ``ResumeError``: one line naming
 the file, the problem and what to do.
 """
 
@@ -51,17 +51,6 @@ def data_fingerprint(split: Split) -> str:
 
 def digest_path(path: Path) -> Path:
     return path.with_name(path.name + DIGEST_SUFFIX)
-
-
-def save(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then ``publish`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic.beside(path)
-    try:
-        torch.save(obj, tmp)
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def publish(tmp: Path, path: Path) -> None:

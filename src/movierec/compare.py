@@ -18,7 +18,10 @@ import numpy as np
 
 from movierec import baselines
 from movierec.evaluate import Metrics, Scorer, evaluate
+from movierec.models import scorer_for
 from movierec.split import Split
+from movierec.training.config import TrainConfig
+from movierec.training.fit import fit
 
 DEFAULT_PEERS: tuple[str, ...] = ("popularity", "bpr", "ials", "ease")
 
@@ -82,7 +85,7 @@ def peer(name: str, grid: Sequence[Mapping[str, Any]] | None = None) -> Contende
     cache: baselines.FitCache = {}
     cached_for: list[Split] = []  # the split the cache belongs to (held, compared by identity)
 
-    def fit(split: Split, seed: int) -> Fitted:
+    def fit_tuned(split: Split, seed: int) -> Fitted:
         if not cached_for or cached_for[0] is not split:
             cache.clear()
             cached_for[:] = [split]
@@ -90,21 +93,17 @@ def peer(name: str, grid: Sequence[Mapping[str, Any]] | None = None) -> Contende
         tuned = baselines.tune_peer(name, split, grid, seed=seed, cache=cache)
         return Fitted(tuned.scorer, tuned.params, tuned.fit_seconds, time.perf_counter() - t0)
 
-    return fit
+    return fit_tuned
 
 
 def trained(model: str) -> Contender:
-    """One of our models (``train.PRESETS``) as a contender: its preset, trained on train,
-    epoch chosen on validation (a history model scores validation from train alone)."""
+    """One of our models (``training.config.PRESETS``) as a contender: its preset, trained
+    on train, epoch chosen on validation; validation is scored with every user's input formed
+    from train alone (``models.scorer_for``)."""
 
     def fit_model(split: Split, seed: int) -> Fitted:
-        from movierec.history import HistoryModel, scorer_for
-        from movierec.train import TrainConfig, fit
-
         result = fit(split, TrainConfig.for_model(model, seed=seed), progress=False)
-        val = None
-        if isinstance(result.model, HistoryModel):
-            val = scorer_for(result.model, split, "validation")
+        val = scorer_for(result.model, split, "validation")  # a user's input: train alone
         config = result.config
         params = {"epochs": result.best_epoch, "factors": config.factors, "lr": config.lr}
         return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
@@ -137,11 +136,11 @@ def leaderboard(
     if not seeds:
         raise ValueError("leaderboard needs at least one seed")
     rows: list[Row] = []
-    for name, fit in contenders.items():
+    for name, contender in contenders.items():
         for seed in seeds:
             if progress is not None:
                 progress(f"{name} (seed {seed})")
-            fitted = fit(split, seed)
+            fitted = contender(split, seed)
             rows.append(
                 Row(
                     model=name,

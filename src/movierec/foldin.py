@@ -1,12 +1,13 @@
 """Fold a new person into a trained model: fit their user vectors against the frozen item side.
 
-A model of ``movierec.models`` represents a user only through its user embedding tables
-(parameters named ``*user.weight``). Folding in fits one fresh row per table, started at the
-mean trained user, with a few Adam steps of the training loss: the liked movies are
-positives, uniformly drawn unseen movies are negatives, with an L2 pull towards the mean
-user so that a short list does not overfit. The model scores those rows through its pure
-``score_user_rows(rows, items)``; the gradient is taken with respect to the rows alone
-(``torch.autograd.grad``), so the result is the trained model's own opinion of that person.
+A model whose user is an id (``movierec.models.ncf``) represents a user only through its
+user embedding tables (``model.user_tables()``, keyed by part). Folding in fits one fresh
+row per table, started at the mean trained user, with a few Adam steps of the training
+loss: the liked movies are positives, uniformly drawn unseen movies are negatives, with an
+L2 pull towards the mean user so that a short list does not overfit. The model scores those
+rows through its pure ``score_user_rows(rows, items)``; the gradient is taken with respect
+to the rows alone (``torch.autograd.grad``), so the result is the trained model's own
+opinion of that person.
 
 Read-only by construction: the model's parameters, their ``.grad`` and its training flag are
 never written, so requests may fold people in while others score with the same module in
@@ -32,17 +33,11 @@ class FoldInConfig:
     seed: int = 0  # negatives
 
 
-def user_tables(model: nn.Module) -> dict[str, torch.Tensor]:
-    tables = {n: p for n, p in model.named_parameters() if n.endswith("user.weight")}
-    if not tables or not hasattr(model, "score_user_rows"):
-        raise ValueError(f"{type(model).__name__} has no user embedding to fold a user into")
-    return tables
-
-
 def fold_in(
     model: nn.Module, liked: np.ndarray, config: FoldInConfig = FoldInConfig()
 ) -> dict[str, torch.Tensor]:
-    """Per user table, one fitted row (shape ``(1, f)``) for a person who liked ``liked``.
+    """Per user table of ``model`` (one with ``user_tables()`` and ``score_user_rows``), one
+    fitted row (shape ``(1, f)``) for a person who liked ``liked``.
     Leaves ``model`` untouched (see the module docstring); runs under inference mode too."""
     liked_t = torch.as_tensor(np.unique(np.asarray(liked, dtype=np.int64)))
     if liked_t.numel() == 0:
@@ -50,7 +45,7 @@ def fold_in(
     n_items = int(model.n_items)
     with torch.inference_mode(False), torch.enable_grad():
         with torch.no_grad():
-            prior = {n: t.mean(0, keepdim=True) for n, t in user_tables(model).items()}
+            prior = {n: t.mean(0, keepdim=True) for n, t in model.user_tables().items()}
         rows = {n: p.clone().requires_grad_(True) for n, p in prior.items()}
         _fit(model, rows, prior, liked_t, n_items, config)
     return {n: r.detach() for n, r in rows.items()}

@@ -21,7 +21,7 @@ from movierec.compare import DEFAULT_PEERS, QUICK_GRIDS, Fitted, Row, leaderboar
 from movierec.data import Dataset
 from movierec.display import MovieRows
 from movierec.errors import ParameterError
-from movierec.history import HistoryModel, scorer_for  # TODO(protocol): see main_job
+from movierec.models import scorer_for
 from movierec.prepare import PrepareReport, prepare
 from movierec.recommend import Recommender
 from movierec.split import Split, leave_last_out
@@ -109,10 +109,7 @@ def main_job(
 
     def ours(_split, _seed) -> Fitted:
         params = {"epochs": result.best_epoch, "factors": result.config.factors}
-        val = None
-        # TODO(protocol): one model-protocol call instead of the class check and scorer_for
-        if isinstance(result.model, HistoryModel):  # validation sees train history only
-            val = scorer_for(result.model, split, "validation")
+        val = scorer_for(result.model, split, "validation")  # inputs: train only
         return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
 
     rows = leaderboard(

@@ -1,9 +1,10 @@
 """Recommendations from a trained run: known users, a new person's liked list, similar movies.
 
 Everything goes through ``topk.top_k``: batch-first, index space, seen movies excluded as an
-argument. A known user's seen movies are everything they watched (train, validation and
-test); a new person is folded into the model (``foldin``); similar movies are the nearest
-items by cosine over the model's learned item representations.
+argument. Only the model protocol is used (``movierec.models.protocol``): a known user's
+input is formed from everything they watched (train, validation and test), which is also
+what is excluded; a new person is the model's ``score_new_user`` of their liked list;
+similar movies are the nearest items by cosine over the model's ``item_vectors()``.
 
 Batch for every user in several processes (``write_batch`` with ``devices`` > 1): the users
 are split into ``devices`` contiguous ranges (in user index order; the first ``n % devices``
@@ -43,29 +44,13 @@ from movierec import atomic
 from movierec.artifacts import Run, load_run
 from movierec.data import Catalog, IdMap
 from movierec.errors import ParameterError
-from movierec.foldin import FoldInConfig, fold_in, score_folded
-from movierec.history import HistoryModel, history_for
+from movierec.foldin import FoldInConfig
+from movierec.models import TorchScorer, inputs_for
 from movierec.split import concat
 from movierec.titles import MovieMatch, TitleIndex
 from movierec.topk import Recommendations, top_k
-
-
-def item_vectors(model: torch.nn.Module) -> np.ndarray:
-    """Unit-length item representations: every item embedding table, each normalised, side by
-    side (GMF's table weighted by its predict layer, which is how the model reads it)."""
-    if isinstance(model, HistoryModel):
-        return model.item_vectors().cpu().numpy()
-    parts = []
-    for name, table in model.named_parameters():
-        if not name.endswith("item.weight"):
-            continue
-        t = table.detach().float()
-        if name == "mf.item.weight" and hasattr(model, "predict"):
-            t = t * model.predict.weight[0, : t.shape[1]].detach().abs()
-        parts.append(torch.nn.functional.normalize(t, dim=1))
-    if not parts:
-        raise ParameterError(f"{type(model).__name__} has no item embedding")
-    return torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1).cpu().numpy()
+from movierec.training.ranks import piece  # the split DDP ranks take of a step's examples
+from movierec.training.runtime import available_cores, threads_per_rank
 
 
 @dataclass
@@ -95,7 +80,9 @@ class Recommender:
     """
 
     def __init__(self, run: Run, fold: FoldInConfig = FoldInConfig()) -> None:
-        self.run = run
+        scorer = run.model  # serve from everything each user watched (a history model reads it)
+        model = scorer.model.with_inputs(inputs_for(run.split, "all"))
+        self.run = dataclasses.replace(run, model=TorchScorer(model, scorer.device))
         self.users: IdMap = run.users
         self.items: IdMap = run.items
         self.catalog: Catalog = run.catalog
@@ -109,8 +96,6 @@ class Recommender:
         self.titles = TitleIndex(self.catalog, self.items, self.popularity)
         self._item_vectors: np.ndarray | None = None
         self._lock = threading.Lock()
-        if isinstance(self.model, HistoryModel):  # serve from everything each user watched
-            self.model.set_history_from(history_for(run.split, "all"))
 
     @classmethod
     def load(cls, run_dir: str | Path, *, device: str | None = "cpu") -> Recommender:
@@ -144,11 +129,9 @@ class Recommender:
         """Cold start from movies a person likes, most important first."""
         given = np.asarray(item_idx, dtype=np.int64)
         liked = given[np.sort(np.unique(given, return_index=True)[1])]  # first mention kept
-        if isinstance(self.model, HistoryModel):  # the liked list is the history: one pass
-            scores = self.model.score_items_for_history(torch.as_tensor(liked)[None, :])
-            scores = scores.float().cpu().numpy()
-        else:  # fold_in reads the shared model and writes nothing: safe across threads
-            scores = score_folded(self.model, fold_in(self.model, liked, self.fold))[None, :]
+        # reads the shared model and writes nothing (protocol.Model): safe across threads
+        scores = self.model.score_new_user(torch.as_tensor(liked), self.fold)
+        scores = scores.float().cpu().numpy()[None, :]
         scores[0, liked] = -np.inf  # never recommend what the person named
         return top_k(scores, k)
 
@@ -156,7 +139,7 @@ class Recommender:
         if self._item_vectors is None:
             with self._lock:  # built once, by the first request that needs them
                 if self._item_vectors is None:
-                    self._item_vectors = item_vectors(self.model)
+                    self._item_vectors = self.model.item_vectors().float().cpu().numpy()
         v = self._item_vectors
         scores = (v @ v[item_idx])[None, :]
         scores[0, item_idx] = -np.inf  # not the movie itself
@@ -233,8 +216,6 @@ def merge_parquet(path: str | Path, parts: Sequence[str | Path]) -> Path:
 def user_ranges(n_users: int, parts: int) -> list[range]:
     """``parts`` contiguous ranges covering ``range(n_users)`` in order; the first
     ``n_users % parts`` are one user longer."""
-    from movierec.train import piece  # the same split DDP ranks take of a step's rows
-
     starts, sizes = piece(n_users, parts, np.arange(parts))
     return [range(int(a), int(a + n)) for a, n in zip(starts, sizes, strict=True)]
 
@@ -283,7 +264,6 @@ def write_batch(
     """Every user's top-k into the store ``out`` (and ``parquet``), scored by ``devices``
     processes (see the module docstring); returns the ``store.StoreSummary``."""
     from movierec.store import merge_stores, write_store_chunks
-    from movierec.train import available_cores, threads_per_rank
 
     if devices < 1:
         raise ParameterError(f"--devices must be at least 1, got {devices}")
