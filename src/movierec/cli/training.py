@@ -43,7 +43,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue the interrupted run in --out."),
     progress: Progress = True,
 ) -> None:
-    """Train an NCF model; keep the epoch with the best validation HR@10; write a run.
+    """Train a model (any of `--model`); keep the epoch with the best validation HR@10; write a run.
 
     With --devices/--num-nodes, every process runs this same command (Lightning starts
     ranks 1..N-1 itself, or torchrun/SLURM start them all); only global rank 0 writes the
