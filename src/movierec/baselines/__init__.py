@@ -1,0 +1,55 @@
+"""Peers for the neural models, in the same harness: most-popular, BPR, iALS, EASE.
+
+Each peer is fit on a binary user x item CSR matrix of *training* interactions and returns
+a ``Scorer``. One rule for every model, ours included: fit on train only, choose settings
+on validation (sampled HR@10), report test. ``tune`` runs that selection over a small,
+documented grid per peer; ``PEERS`` lists the peers, their defaults and their grids.
+
+Modules: ``scorers`` (the fitted models), ``fitting`` (one ``fit_*`` per peer), ``registry``
+(``PEERS``, grids, ``tune``).
+"""
+
+from movierec.baselines.fitting import (
+    EASE_MAX_ITEMS,
+    default_threads,
+    fit_bpr,
+    fit_ease,
+    fit_ials,
+    fit_popularity,
+)
+from movierec.baselines.registry import (
+    PEERS,
+    FitCache,
+    FitFn,
+    Peer,
+    Tuned,
+    fit_peer,
+    get_peer,
+    grid,
+    tune,
+    tune_peer,
+)
+from movierec.baselines.scorers import EASE, DotProduct, EASEDual, Popularity
+
+__all__ = [
+    "PEERS",
+    "DotProduct",
+    "EASE",
+    "EASEDual",
+    "EASE_MAX_ITEMS",
+    "FitCache",
+    "FitFn",
+    "Peer",
+    "Popularity",
+    "Tuned",
+    "default_threads",
+    "fit_bpr",
+    "fit_ease",
+    "fit_ials",
+    "fit_peer",
+    "fit_popularity",
+    "get_peer",
+    "grid",
+    "tune",
+    "tune_peer",
+]
