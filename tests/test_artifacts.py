@@ -187,7 +187,7 @@ def killed_in(fn, *, when: str, at: int = 1) -> None:
     """Run ``fn`` in a forked child that dies (``os._exit``, no cleanup) at the ``at``-th
     call of ``when``: "rename" (os.rename), "rmtree" (shutil.rmtree), "catalog" (writing
     catalog.parquet) or "manifest" (writing manifest.json)."""
-    from movierec import artifacts
+    from movierec.artifacts import manifest, save
 
     pid = os.fork()
     if pid == 0:  # the child: patch, run, die where told
@@ -209,10 +209,10 @@ def killed_in(fn, *, when: str, at: int = 1) -> None:
             elif when == "rmtree":
                 shutil.rmtree = dying(shutil.rmtree)
             elif when == "catalog":
-                artifacts._write_catalog = dying(artifacts._write_catalog)
+                save._write_catalog = dying(save._write_catalog)
             elif when == "manifest":
-                real = artifacts._write_json
-                artifacts._write_json = dying(real, lambda p, _obj: p.name == MANIFEST)
+                real = manifest.write_json
+                manifest.write_json = dying(real, lambda p, _obj: p.name == MANIFEST)
             fn()
         finally:
             os._exit(0)

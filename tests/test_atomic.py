@@ -81,7 +81,7 @@ def test_beside_is_one_scheme_for_files_and_directories(tmp_path: Path) -> None:
 
 def test_every_file_replacement_goes_through_atomic() -> None:
     """One mechanism: no module renames a file over another by itself (directories are
-    swapped with os.rename by artifacts.py and movielens/download.py)."""
+    swapped with os.rename by artifacts/swap.py and movielens/download.py)."""
     offenders = [
         f"{p.name}:{n}"
         for p in SRC.rglob("*.py")
