@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -91,9 +92,45 @@ def test_one_leaderboard_table_best_first_in_bold() -> None:
     lines = text(table).splitlines()
     assert lines[0].strip() == "test, tiny, seed 0"
     body = [line for line in lines if "popularity" in line or "ials" in line]
-    assert "ials" in body[0] and "popularity" in body[1]
-    assert "alpha=4, factors=64, loss=bpr" in body[0] and "0.600" in body[0]
+    assert "ials" in body[0] and "popularity" in body[1] and "0.600" in body[0]
     assert table.columns[0]._cells[0] == "[bold]ials[/]"
+    settings = text(display.leaderboard(rows, "t")).splitlines()
+    chosen = [
+        line.strip() for line in settings if line.strip().startswith(("ials:", "popularity:"))
+    ]
+    assert chosen == ["ials: alpha=4, factors=64, loss=bpr", "popularity: (none)"]
+
+
+def test_the_main_tables_fit_in_80_columns() -> None:
+    """`run`'s leaderboard and its history / top-10 tables, rendered 80 wide: no line
+    wider, no title broken into one-word lines, and the two movie tables one below the
+    other (side by side where the terminal is wide)."""
+    from rich.console import Console
+
+    rows = [
+        _row(m, 0.5, factors=64, regularization=0.01, learning_rate=0.05, iterations=300)
+        for m in ("popularity", "bpr", "ials", "ease", "history", "tutorial", "neumf")
+    ]
+    movies = display.MovieRows(FakeRecommender().catalog)
+    top = movies.scored(np.arange(12), np.linspace(1, 0, 12))
+    watched = movies.watched(np.arange(12), np.full(12, 86400 * 9000))
+
+    def render(width: int, renderable) -> list[str]:
+        console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(renderable)
+        return console.export_text().splitlines()
+
+    board = render(80, display.leaderboard(rows, "test, ml-latest-small, seed 0"))
+    assert max(map(len, board)) <= 80
+    assert any("neumf" in line and "0.500" in line for line in board)  # one line a model
+    pair = display.side_by_side(
+        display.movie_table("user 1 watched", watched, "date"),
+        display.movie_table("top 10", top, "score"),
+    )
+    narrow, wide = render(80, pair), render(200, pair)
+    assert max(map(len, narrow)) <= 80
+    assert any("Casablanca (1942)" in line for line in narrow)  # titles whole at 80
+    assert len(wide) < len(narrow)  # side by side when there is room
 
 
 @pytest.mark.parametrize("column", ["score", "date", "year"])

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from rich import box
+from rich.columns import Columns
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from movierec.data import Catalog
 
@@ -110,35 +114,56 @@ def _cell(row: dict[str, Any], column: Column) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def side_by_side(*tables: Table) -> Table:
-    """Tables in one row, four spaces apart."""
-    grid = Table.grid(padding=(0, 4))
-    grid.add_row(*tables)
-    return grid
+def side_by_side(*tables: Table) -> Columns:
+    """Tables in one row, four spaces apart, where the terminal is wide enough; one below
+    the other where it is not (an 80-column terminal)."""
+    return Columns(tables, padding=(0, 4))
 
 
-LEADERBOARD_COLUMNS = ("sampled HR@10", "NDCG@10", "full HR@10", "NDCG@10", "cov@10", "train s")
+LEADERBOARD_COLUMNS = (
+    "sampled\nHR@10",
+    "sampled\nNDCG@10",
+    "full\nHR@10",
+    "full\nNDCG@10",
+    "cov@10",
+    "train s",
+)
+
+
+def leaderboard(rows: Sequence[Row], title: str) -> Group:
+    """The leaderboard table, then the settings each contender chose on validation (below
+    it, one line each, so that the table fits in 80 columns)."""
+    return Group(leaderboard_table(rows, title), leaderboard_settings(rows))
+
+
+def _ranked(rows: Sequence[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: -r.test.sampled["hr@10"])
 
 
 def leaderboard_table(rows: Sequence[Row], title: str) -> Table:
-    """The leaderboard's test figures, best sampled HR@10 first and in bold, with the
-    settings each contender chose on validation."""
-    table = Table(title=title, title_justify="left")
+    """The leaderboard's test figures, best sampled HR@10 first and in bold."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("model")
     for column in LEADERBOARD_COLUMNS:
         table.add_column(column, justify="right")
-    table.add_column("settings (chosen on validation)")
-    ranked = sorted(rows, key=lambda r: -r.test.sampled["hr@10"])
-    for n, r in enumerate(ranked):
+    for n, r in enumerate(_ranked(rows)):
         s, f = r.test.sampled, r.test.full or {}
         table.add_row(
             f"[bold]{r.model}[/]" if n == 0 else r.model,
             *(f"{v:.3f}" for v in (s["hr@10"], s["ndcg@10"], f["hr@10"], f["ndcg@10"])),
             f"{r.test.coverage_at_10:.3f}",
             f"{r.train_seconds:.1f}",
-            ", ".join(f"{k}={_setting(v)}" for k, v in r.params.items()),
         )
     return table
+
+
+def leaderboard_settings(rows: Sequence[Row]) -> Text:
+    """``settings chosen on validation:`` and one ``model: k=v, ...`` line per contender."""
+    lines = ["settings chosen on validation:"]
+    for r in _ranked(rows):
+        chosen = ", ".join(f"{k}={_setting(v)}" for k, v in r.params.items()) or "(none)"
+        lines.append(f"  {r.model}: {chosen}")
+    return Text("\n".join(lines))
 
 
 def _setting(value: Any) -> str:

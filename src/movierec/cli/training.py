@@ -121,9 +121,9 @@ def compare(
 
     from rich.console import Console
 
+    from movierec import display
     from movierec.baselines import PEERS
     from movierec.compare import leaderboard, to_json, trained
-    from movierec.display import leaderboard_table
     from movierec.pipeline import prepared_split
     from movierec.train import PRESETS
 
@@ -147,7 +147,7 @@ def compare(
         sys.stdout.write(json.dumps(to_json(rows), indent=2) + "\n")
         return
     title = f"test, tuned on validation ({ds.name}, seed {seed})"
-    Console().print(leaderboard_table(rows, title))
+    Console().print(display.leaderboard(rows, title))
 
 
 @app.command()
@@ -208,8 +208,8 @@ def run(
         progress=progress,
         say=lambda line: console.print(line, markup=False, soft_wrap=True),
     )
-    title = f"test, {result.dataset}, seed {seed} (peers on small grids; full: movierec compare)"
-    console.print(display.leaderboard_table(result.leaderboard, title))
+    console.print(display.leaderboard(result.leaderboard, f"test, {result.dataset}, seed {seed}"))
+    console.print("(peers tuned on small grids here; `movierec compare` tunes on the full ones)")
     user = result.sample
     console.print(
         display.side_by_side(
