@@ -36,11 +36,22 @@ class Commands(TyperGroup):
             raise typer.Exit(2) from None
 
 
+# One line per model `train --model` and `run --model` accept (tests check it lists PRESETS).
+MODEL_LINES = {
+    "history": "the default: a user is a recency-weighted mix of their last movies",
+    "tutorial": "the small NCF (an MLP tower) of the well-known tutorial",
+    "gmf": "generalised matrix factorisation (He et al. 2017)",
+    "mlp": "an MLP tower over user and movie embeddings (He et al. 2017)",
+    "neumf": "GMF and MLP side by side, one prediction layer (He et al. 2017)",
+}
+
 app = typer.Typer(
     cls=Commands,
     add_completion=False,
     no_args_is_help=True,
     help="Command line: parse, call, print. No logic lives here.",
+    epilog="Models (--model):\n\n"
+    + "\n\n".join(f"{name}: {line}" for name, line in MODEL_LINES.items()),
 )
 
 # Options several commands share.

@@ -26,7 +26,7 @@ def train(
     data: Data = SMALL,
     out: Path = typer.Option(..., "--out", help="Run directory to write (and resume from)."),
     min_year: MinYear = None,
-    model: str = typer.Option("tutorial", help="tutorial, gmf, mlp, neumf or history."),
+    model: str = typer.Option(DEFAULT_MODEL, help="One of the models `movierec --help` lists."),
     epochs: int | None = typer.Option(None, help="Maximum epochs. Default: the model's preset."),
     batch: int | None = typer.Option(None, help="Rows per step. Default: the model's preset."),
     factors: int | None = typer.Option(None, help="Embedding size. Default: the model's preset."),
