@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 from _train_fixtures import planted_split
 from typer.testing import CliRunner
 
 from movierec.cli import app
-from movierec.compare import leaderboard, to_json, trained
+from movierec.compare import PAIRED_KEYS, Row, leaderboard, paired_difference, to_json, trained
 
 
 def test_our_models_join_the_leaderboard_and_learn_the_blocks():
@@ -32,3 +33,27 @@ def test_compare_json_on_the_embedded_set_with_a_cheap_peer():
     assert result.exit_code == 0, result.output
     board = json.loads(result.stdout[result.stdout.index("{") :])
     assert set(board["popularity"]) >= {"sampled", "full", "train_seconds"}
+
+
+def _scored_row(model: str, seed: int, hits: np.ndarray) -> Row:
+    from movierec.evaluate import Metrics
+
+    figure = {"hr@10": float(hits.mean()), "ndcg@10": float(hits.mean()) / 2, "users": hits.size}
+    per_user = {k: hits.astype(float) for k in PAIRED_KEYS}
+    test = Metrics(figure, figure, 0.1, per_user)
+    return Row(model, seed, {}, 1.0, 1.0, test, test)
+
+
+def test_first_only_when_the_paired_interval_excludes_zero() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(500) < 0.4
+    rows = [_scored_row("popularity", s, rng.random(500) < 0.2) for s in (0, 1)] + [
+        _scored_row("ease", s, base) for s in (0, 1)
+    ]
+    ours = [_scored_row("history", s, base | (rng.random(500) < 0.25)) for s in (0, 1)]
+    d = paired_difference([*rows, *ours], "history", "full.ndcg@10")
+    assert d.other == "ease" and d.low > 0
+    assert d.verdict().startswith("history first on full.ndcg@10, ahead of ease: +")
+    level = [_scored_row("history", s, rng.random(500) < 0.4) for s in (0, 1)]
+    d = paired_difference([*rows, *level], "history", "sampled.hr@10")
+    assert d.low < 0 < d.high and d.verdict().startswith("history tied with ease")

@@ -107,3 +107,30 @@ def test_tie_aware_metrics_lie_between_pessimistic_and_optimistic(scores, k):
         assert metric(worst, k) - 1e-12 <= mid <= metric(best, k) + 1e-12
     assert hit_rate(worst, k, ties) <= hit_rate(worst, k + 1, ties) + 1e-12
     assert 0.0 <= ndcg(worst, k, ties) <= hit_rate(worst, k, ties) + 1e-12
+
+
+def test_per_user_figures_average_to_the_metrics() -> None:
+    from movierec.metrics import gains, hits
+
+    ranks, ties = np.array([0, 3, 12, 9]), np.array([0, 1, 0, 2])
+    assert hits(ranks, 10, ties).tolist() == [1.0, 1.0, 0.0, 1.0]
+    np.testing.assert_allclose(gains(ranks, 10)[:1], [1.0])
+    assert hits(ranks, 10, ties).mean() == pytest.approx(hit_rate(ranks, 10, ties))
+    assert gains(ranks, 10, ties).mean() == pytest.approx(ndcg(ranks, 10, ties))
+    assert hits(np.array([10]), 10, np.array([1])).tolist() == [0.5]  # tied across the cut
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_noise() -> None:
+    from movierec.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    a = rng.random(600) < 0.5
+    assert paired_bootstrap(a, a, np.random.default_rng(1)) == (0.0, 0.0, 0.0)
+    better = a | (rng.random(600) < 0.3)  # the same users, plus more hits
+    d, low, high = paired_bootstrap(better, a, np.random.default_rng(1))
+    assert 0 < low < d < high
+    noise = rng.permutation(a)  # the same hit rate, other users: no real difference
+    d, low, high = paired_bootstrap(noise, a, np.random.default_rng(1))
+    assert low < 0 < high and high - low < 0.15
+    with pytest.raises(ValueError):
+        paired_bootstrap(np.array([]), np.array([]), np.random.default_rng(0))

@@ -18,7 +18,8 @@ scored exactly, so every figure is that of exact scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -31,6 +32,7 @@ from movierec.split import Split
 
 K_LIST: tuple[int, ...] = (5, 10, 20)
 COVERAGE_K = 10
+PAIRED_K = 10  # the cut-off of the per-user figures kept for paired comparisons
 SAMPLED_BATCH = 8192  # users scored per call in the sampled protocol
 FULL_CHUNK_ELEMENTS = 1 << 24  # scores held per chunk in the full protocol (64 MiB float32)
 
@@ -82,6 +84,9 @@ class Metrics:
     sampled: dict[str, float]  # hr@K, ndcg@K for K in K_LIST, and "users"
     full: dict[str, float] | None  # same keys; None when full ranking was skipped
     coverage_at_10: float | None  # catalogue coverage of the full-ranking top-10 lists
+    # per held-out user (in ``Holdout.users`` order): "sampled.hr@10", "sampled.ndcg@10",
+    # "full.hr@10", "full.ndcg@10", for paired comparisons between models (not in to_dict)
+    per_user: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         out: dict = {"sampled": dict(self.sampled)}
@@ -118,6 +123,17 @@ def evaluate_sampled(
     batch: int = SAMPLED_BATCH,
 ) -> dict[str, float]:
     """Rank each target against its own row of ``candidates`` (U, C)."""
+    return _summary(*sampled_ranks(scorer, users, targets, candidates, batch), k_list)
+
+
+def sampled_ranks(
+    scorer: Scorer,
+    users: np.ndarray,
+    targets: np.ndarray,
+    candidates: np.ndarray,
+    batch: int = SAMPLED_BATCH,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each target's (rank, ties) among its own row of ``candidates`` (``metrics``)."""
     users, targets = _check_users_targets(users, targets)
     candidates = np.asarray(candidates)
     if candidates.ndim != 2 or candidates.shape[0] != users.size:
@@ -134,7 +150,7 @@ def evaluate_sampled(
             raise ValueError(f"score() returned shape {s.shape}, expected {items.shape}")
         ranks[sl] = metrics.rank_of_target(s[:, 0], s[:, 1:])
         ties[sl] = metrics.ties_of_target(s[:, 0], s[:, 1:])
-    return _summary(ranks, ties, k_list)
+    return ranks, ties
 
 
 def evaluate_full(
@@ -152,6 +168,21 @@ def evaluate_full(
     about 16M scores per chunk) into one reused buffer, so memory stays bounded; results
     do not depend on ``batch``. The scorer's own arrays are never modified.
     """
+    ranks, ties, cov = full_ranks(scorer, users, targets, seen, batch)
+    out = _summary(ranks, ties, k_list)
+    out[f"coverage@{COVERAGE_K}"] = cov
+    return out
+
+
+def full_ranks(
+    scorer: Scorer,
+    users: np.ndarray,
+    targets: np.ndarray,
+    seen: sp.csr_matrix,
+    batch: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each target's (rank, ties) among the items its user has not seen, and the top-10
+    lists' catalogue coverage (see ``evaluate_full``)."""
     users, targets = _check_users_targets(users, targets)
     seen = sp.csr_matrix(seen)
     n_items = scorer.n_items
@@ -181,9 +212,7 @@ def evaluate_full(
             r, t, best = _rank_exact(scorer, u, tg, chunk, kc, buf[: u.size], mask[: u.size])
         ranks[start : start + u.size], ties[start : start + u.size] = r, t
         in_top[best] = True
-    out = _summary(ranks, ties, k_list)
-    out[f"coverage@{COVERAGE_K}"] = float(np.count_nonzero(in_top)) / n_items
-    return out
+    return ranks, ties, float(np.count_nonzero(in_top)) / n_items
 
 
 def _rank_exact(
@@ -255,12 +284,22 @@ def _exact_top(
 
 def evaluate_holdout(scorer: Scorer, h: Holdout, *, full: bool = True) -> Metrics:
     """Both protocols on a prepared ``Holdout`` (full ranking optional: it is the costly one)."""
-    sampled = evaluate_sampled(scorer, h.users, h.targets, h.candidates)
+    ranks, ties = sampled_ranks(scorer, h.users, h.targets, h.candidates)
+    per_user = _per_user("sampled", ranks, ties)
+    sampled = _summary(ranks, ties, K_LIST)
     if not full:
-        return Metrics(sampled, None, None)
-    f = evaluate_full(scorer, h.users, h.targets, h.seen)
-    cov = f.pop(f"coverage@{COVERAGE_K}")
-    return Metrics(sampled, f, cov)
+        return Metrics(sampled, None, None, per_user)
+    ranks, ties, cov = full_ranks(scorer, h.users, h.targets, h.seen)
+    per_user |= _per_user("full", ranks, ties)
+    return Metrics(sampled, _summary(ranks, ties, K_LIST), cov, per_user)
+
+
+def _per_user(protocol: str, ranks: np.ndarray, ties: np.ndarray) -> dict[str, np.ndarray]:
+    k = PAIRED_K
+    return {
+        f"{protocol}.hr@{k}": metrics.hits(ranks, k, ties),
+        f"{protocol}.ndcg@{k}": metrics.gains(ranks, k, ties),
+    }
 
 
 def evaluate(

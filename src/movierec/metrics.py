@@ -35,16 +35,30 @@ def ties_of_target(target_scores: np.ndarray, other_scores: np.ndarray) -> np.nd
     return np.count_nonzero(others == target[:, None], axis=1).astype(np.int64)
 
 
+def hits(ranks: np.ndarray, k: int, ties: np.ndarray | None = None) -> np.ndarray:
+    """Per user, 1.0 if the target ranks in the top K, else 0.0 (float64 (B,)); with
+    ``ties``, its expectation under a random order among tied items."""
+    worst, best = _positions(ranks, k, ties)
+    inside = np.minimum(worst + 1, k) - np.minimum(best, k)  # positions < k among best..worst
+    return inside / (worst - best + 1)
+
+
+def gains(ranks: np.ndarray, k: int, ties: np.ndarray | None = None) -> np.ndarray:
+    """Per user, 1 / log2(rank + 2) if rank < K, else 0.0 (float64 (B,)); with ``ties``,
+    its expectation under a random order among tied items."""
+    worst, best = _positions(ranks, k, ties)
+    # cumulative gain table: cum[j] = sum of 1/log2(r + 2) for r < j, flat beyond k
+    cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k, dtype=np.float64) + 2))])
+    return (cum[np.minimum(worst + 1, k)] - cum[np.minimum(best, k)]) / (worst - best + 1)
+
+
 def hit_rate(ranks: np.ndarray, k: int, ties: np.ndarray | None = None) -> float:
     """HR@K: fraction of users whose target ranks in the top K (rank < K); 0.0 when empty.
 
     With ``ties``, the expected HR@K under a random order among tied items.
     """
-    worst, best = _positions(ranks, k, ties)
-    if not worst.size:
-        return 0.0
-    inside = np.minimum(worst + 1, k) - np.minimum(best, k)  # positions < k among best..worst
-    return float(np.mean(inside / (worst - best + 1)))
+    h = hits(ranks, k, ties)
+    return float(h.mean()) if h.size else 0.0
 
 
 def ndcg(ranks: np.ndarray, k: int, ties: np.ndarray | None = None) -> float:
@@ -52,13 +66,25 @@ def ndcg(ranks: np.ndarray, k: int, ties: np.ndarray | None = None) -> float:
 
     With ``ties``, the expected NDCG@K under a random order among tied items.
     """
-    worst, best = _positions(ranks, k, ties)
-    if not worst.size:
-        return 0.0
-    # cumulative gain table: cum[j] = sum of 1/log2(r + 2) for r < j, flat beyond k
-    cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(k, dtype=np.float64) + 2))])
-    total = cum[np.minimum(worst + 1, k)] - cum[np.minimum(best, k)]
-    return float(np.mean(total / (worst - best + 1)))
+    g = gains(ranks, k, ties)
+    return float(g.mean()) if g.size else 0.0
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, rounds: int = 2000
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over users and its 95% percentile interval, resampling users with
+    replacement ``rounds`` times: ``(difference, low, high)``. ``a`` and ``b`` hold one
+    figure per user (the same users, in the same order), e.g. from ``hits`` or ``gains``."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"a and b must be 1-D, of equal non-zero length; got {d.shape}")
+    means = np.empty(rounds)
+    for r in range(0, rounds, 256):  # 256 resamples at a time bound the memory
+        n = min(256, rounds - r)
+        means[r : r + n] = d[rng.integers(0, d.size, size=(n, d.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(low), float(high)
 
 
 def coverage(topk_items: np.ndarray, n_items: int) -> float:
