@@ -57,3 +57,19 @@ def test_first_only_when_the_paired_interval_excludes_zero() -> None:
     level = [_scored_row("history", s, rng.random(500) < 0.4) for s in (0, 1)]
     d = paired_difference([*rows, *level], "history", "sampled.hr@10")
     assert d.low < 0 < d.high and d.verdict().startswith("history tied with ease")
+
+
+def test_cli_compare_over_seeds_says_where_the_default_stands(tmp_path) -> None:
+    from test_train import planted_release
+
+    data = planted_release(tmp_path / "data")
+    args = ["compare", "--data", str(data), "--models", "popularity,history", "--seeds", "2"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["history"]["seeds"] == 2 and len(out["history"]["test.sampled.hr@10"]) == 2
+    assert [p["key"] for p in out["paired"]] == list(PAIRED_KEYS)
+    assert all(p["other"] == "popularity" and p["low"] <= p["high"] for p in out["paired"])
+    table = CliRunner().invoke(app, args, terminal_width=120)
+    assert table.exit_code == 0, table.output
+    assert "±" in table.stdout and "95% interval" in table.stdout

@@ -213,7 +213,7 @@ class Difference:
     high: float
 
     def verdict(self) -> str:
-        """"first", "tied with X" or "behind X", and the figures: one line."""
+        """ "first", "tied with X" or "behind X", and the figures: one line."""
         if self.low > 0:
             word = f"first on {self.key}, ahead of {self.other}"
         elif self.high < 0:
@@ -245,6 +245,15 @@ def paired_difference(
         mean[model], mean[other], np.random.default_rng(seed), rounds
     )
     return Difference(model, other, key, d, low, high)
+
+
+def standing(rows: Sequence[Row], model: str, *, seed: int = 0) -> list[Difference]:
+    """``model`` against the best other contender on each of ``PAIRED_KEYS`` (the keys
+    every row has), or nothing when ``model`` has no rival in ``rows``."""
+    if model not in {r.model for r in rows} or len({r.model for r in rows}) < 2:
+        return []
+    keys = [k for k in PAIRED_KEYS if all(k in r.test.per_user for r in rows)]
+    return [paired_difference(rows, model, k, seed=seed) for k in keys]
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

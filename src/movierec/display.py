@@ -136,33 +136,52 @@ def leaderboard(rows: Sequence[Row], title: str) -> Group:
     return Group(leaderboard_table(rows, title), leaderboard_settings(rows))
 
 
-def _ranked(rows: Sequence[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: -r.test.sampled["hr@10"])
+def _by_model(rows: Sequence[Row]) -> list[list[Row]]:
+    """Rows grouped by model (one per seed), best mean sampled HR@10 first."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(r.model, []).append(r)
+    return sorted(groups.values(), key=lambda g: -np.mean([r.test.sampled["hr@10"] for r in g]))
+
+
+def _figure(values: Sequence[float]) -> str:
+    """``0.742``, or ``0.742±0.006`` (mean ± std over seeds) when there are several."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f}±{np.std(values):.3f}"
 
 
 def leaderboard_table(rows: Sequence[Row], title: str) -> Table:
-    """The leaderboard's test figures, best sampled HR@10 first and in bold."""
+    """The leaderboard's test figures, best sampled HR@10 first and in bold; with several
+    seeds, each figure is the mean ± std over them."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("model")
     for column in LEADERBOARD_COLUMNS:
         table.add_column(column, justify="right")
-    for n, r in enumerate(_ranked(rows)):
-        s, f = r.test.sampled, r.test.full or {}
+    for n, group in enumerate(_by_model(rows)):
+        model = group[0].model
+        figures = [
+            [r.test.sampled["hr@10"] for r in group],
+            [r.test.sampled["ndcg@10"] for r in group],
+            [(r.test.full or {}).get("hr@10", np.nan) for r in group],
+            [(r.test.full or {}).get("ndcg@10", np.nan) for r in group],
+            [r.test.coverage_at_10 or 0.0 for r in group],
+        ]
         table.add_row(
-            f"[bold]{r.model}[/]" if n == 0 else r.model,
-            *(f"{v:.3f}" for v in (s["hr@10"], s["ndcg@10"], f["hr@10"], f["ndcg@10"])),
-            f"{r.test.coverage_at_10:.3f}",
-            f"{r.train_seconds:.1f}",
+            f"[bold]{model}[/]" if n == 0 else model,
+            *(_figure(f) for f in figures),
+            f"{np.mean([r.train_seconds for r in group]):.1f}",
         )
     return table
 
 
 def leaderboard_settings(rows: Sequence[Row]) -> Text:
-    """``settings chosen on validation:`` and one ``model: k=v, ...`` line per contender."""
+    """``settings chosen on validation:`` and one ``model: k=v, ...`` line per contender
+    (per seed where the seeds chose differently)."""
     lines = ["settings chosen on validation:"]
-    for r in _ranked(rows):
-        chosen = ", ".join(f"{k}={_setting(v)}" for k, v in r.params.items()) or "(none)"
-        lines.append(f"  {r.model}: {chosen}")
+    for group in _by_model(rows):
+        chosen = {", ".join(f"{k}={_setting(v)}" for k, v in r.params.items()) for r in group}
+        lines.append(f"  {group[0].model}: {' | '.join(sorted(chosen)) or '(none)'}")
     return Text("\n".join(lines))
 
 

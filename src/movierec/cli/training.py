@@ -107,6 +107,9 @@ def compare(
     data: Data = SMALL,
     min_year: MinYear = None,
     seed: int = typer.Option(0, help="Seed for model initialisation and evaluation candidates."),
+    seeds: int = typer.Option(
+        1, min=1, max=20, help="How many seeds (seed, seed+1, ...): figures as mean ± std."
+    ),
     models: str = typer.Option(
         "popularity,bpr,ials,ease,tutorial,history",
         help="Comma-separated peers (popularity, bpr, ials, ease) and our models (tutorial, "
@@ -116,6 +119,7 @@ def compare(
 ) -> None:
     """Leaderboard: peers tuned on validation and our models (epochs chosen on validation),
     test HR/NDCG@10 on both protocols, same split and candidates."""
+    import dataclasses
     import json
     import sys
 
@@ -123,7 +127,7 @@ def compare(
 
     from movierec import display
     from movierec.baselines import PEERS
-    from movierec.compare import leaderboard, to_json, trained
+    from movierec.compare import leaderboard, standing, summarize, to_json, trained
     from movierec.pipeline import prepared_split
     from movierec.train import PRESETS
 
@@ -135,19 +139,26 @@ def compare(
     ours = {n: trained(n) for n in names if n in PRESETS}
     err = Console(stderr=True, highlight=False)
     ds, _, split = prepared_split(data, min_year)
-    err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seed {seed}")
+    chosen = tuple(range(seed, seed + seeds))
+    err.print(f"{ds.name}: {split.n_users:,} users, {split.n_items:,} movies, seeds {chosen}")
     rows = leaderboard(
         split,
         tuple(n for n in names if n in PEERS),
-        seeds=(seed,),
+        seeds=chosen,
         extra=ours,
         progress=lambda m: err.print(f"tuning {m}"),
     )
+    paired = standing(rows, DEFAULT_MODEL, seed=seed)
     if as_json:
-        sys.stdout.write(json.dumps(to_json(rows), indent=2) + "\n")
+        out = to_json(rows) if seeds == 1 else summarize(rows)
+        out["paired"] = [dataclasses.asdict(d) | {"verdict": d.verdict()} for d in paired]
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
-    title = f"test, tuned on validation ({ds.name}, seed {seed})"
-    Console().print(display.leaderboard(rows, title))
+    title = f"test, tuned on validation ({ds.name}, seeds {', '.join(map(str, chosen))})"
+    console = Console()
+    console.print(display.leaderboard(rows, title))
+    for d in paired:
+        console.print(d.verdict(), markup=False, highlight=False)
 
 
 @app.command()
@@ -194,6 +205,7 @@ def run(
     from rich.console import Console
 
     from movierec import display
+    from movierec.compare import standing
     from movierec.pipeline import main_job
 
     console = Console(highlight=False)
@@ -210,6 +222,8 @@ def run(
     )
     console.print(display.leaderboard(result.leaderboard, f"test, {result.dataset}, seed {seed}"))
     console.print("(peers tuned on small grids here; `movierec compare` tunes on the full ones)")
+    for d in standing(result.leaderboard, model, seed=seed):
+        console.print(d.verdict(), markup=False, highlight=False)
     user = result.sample
     console.print(
         display.side_by_side(
