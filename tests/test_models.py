@@ -165,6 +165,10 @@ def example_batch(model: Model, b: int = 5) -> tuple[torch.Tensor, ...]:
     if model.user_input == "history":
         hist = torch.randint(0, N_ITEMS + 1, (b, model.history_len))  # N_ITEMS pads
         return hist, items
+    if model.user_input == "sequence":  # windows oldest first, right-aligned, N_ITEMS pads
+        windows = torch.randint(0, N_ITEMS, (b, 9))
+        windows[torch.arange(9)[None, :] < torch.arange(b)[:, None]] = N_ITEMS
+        return windows[:, :-1], windows[:, 1:]
     return torch.randint(0, N_USERS, (b,)), items[:, 0], torch.rand(b).round()
 
 
@@ -176,8 +180,8 @@ def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_every_model_implements_the_protocol(kind: str) -> None:
     model = make(kind, dropout=0.0)
     assert isinstance(model, Model)
-    assert model.user_input in ("id", "history")
-    assert (model.history_len > 0) == (model.user_input == "history")
+    assert model.user_input in ("id", "history", "sequence")
+    assert (model.history_len > 0) == (model.user_input != "id")
     assert (model.n_users, model.n_items) == (N_USERS, N_ITEMS)
 
 

@@ -43,6 +43,7 @@ MODEL_LINES = {
     "gmf": "generalised matrix factorisation (He et al. 2017)",
     "mlp": "an MLP tower over user and movie embeddings (He et al. 2017)",
     "neumf": "GMF and MLP side by side, one prediction layer (He et al. 2017)",
+    "sasrec": "a transformer over the last 200 movies (SASRec, causal attention)",
 }
 
 app = typer.Typer(

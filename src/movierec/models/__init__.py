@@ -6,6 +6,7 @@ model type is one class implementing ``protocol.Model`` plus an entry in ``MODEL
 - ``protocol``: what every model implements and every consumer may use;
 - ``ncf``: GMF, MLP (also the tutorial's model) and NeuMF; ``layers``: their parts;
 - ``history``: the sequence model whose user is their recent items;
+- ``sasrec``: the transformer sequence model (causal self-attention over the last N items);
 - ``scoring``: ``TorchScorer``, numpy in / numpy out over any model.
 """
 
@@ -19,12 +20,13 @@ from torch import nn
 from movierec.models.history import HistoryModel
 from movierec.models.ncf import GMF, MLP, NeuMF
 from movierec.models.protocol import Model, inputs_for
+from movierec.models.sasrec import SASRec
 from movierec.models.scoring import CHUNK_ROWS, CUDA_CHUNK_ROWS, Bounded, TorchScorer, scorer_for
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str  # key into MODELS: "gmf" | "mlp" | "neumf" | "tutorial" | "history"
+    kind: str  # key into MODELS: "gmf" | "mlp" | "neumf" | "tutorial" | "history" | "sasrec"
     n_users: int  # size of the user index space
     n_items: int  # size of the item index space
     factors: int = 8  # GMF latent size; also the MLP embedding size unless mlp_factors is set
@@ -33,6 +35,8 @@ class ModelConfig:
     dropout: float = 0.0  # dropout after each tower layer (training only)
     init_std: float | None = 0.01  # embeddings ~ N(0, init_std); None keeps the model's own
     alpha: float = 0.5  # NeuMF from pre-trained parts: weight of GMF in the predict layer
+    loss: str = "auto"  # sasrec: "full" softmax, "sampled" softmax, "auto" (by catalogue size)
+    negatives: int = 1000  # sasrec, loss "sampled": uniform negatives per batch
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
@@ -46,6 +50,10 @@ class ModelConfig:
             raise ValueError(f"layer sizes must be positive, got {self.layers}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.loss not in ("auto", "full", "sampled"):
+            raise ValueError(f"loss must be 'auto', 'full' or 'sampled', got {self.loss!r}")
+        if self.negatives < 1:
+            raise ValueError(f"negatives must be positive, got {self.negatives}")
 
 
 MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {
@@ -54,6 +62,7 @@ MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     "neumf": NeuMF.from_config,
     "tutorial": MLP.from_config,
     "history": HistoryModel.from_config,
+    "sasrec": SASRec.from_config,
 }
 
 
@@ -78,6 +87,7 @@ __all__ = [
     "Model",
     "ModelConfig",
     "NeuMF",
+    "SASRec",
     "TorchScorer",
     "build_model",
     "inputs_for",

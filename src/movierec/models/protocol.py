@@ -15,7 +15,11 @@ Life of a model:
      negatives, shuffled; ``example_losses(users, items, labels)`` is the per-row BCE;
    - ``"history"``: causal rows, every training positive with the ``history_len`` items
      before it (latest first, ``n_items`` as padding) and fresh unseen negatives;
-     ``example_losses(histories, items)`` with the positive in column 0 of ``items``.
+     ``example_losses(histories, items)`` with the positive in column 0 of ``items``;
+   - ``"sequence"``: whole sequences, each training user's last ``history_len + 1`` items
+     (oldest first, right-aligned, ``n_items`` as padding), shuffled;
+     ``example_losses(inputs, targets)`` with ``targets`` the inputs shifted by one: every
+     position predicts the next item (negatives, if any, are the model's own business).
 
    ``example_losses`` returns one loss per example, (B,): the loop takes their mean (one
    process) or their sum scaled to the step (DDP), so models know nothing of ranks.
@@ -29,7 +33,8 @@ Life of a model:
    ``TorchScorer`` (``movierec.models.scoring``) wraps both as numpy in / numpy out.
 5. **Asked about a new person** from the movies they like: ``score_new_user(liked, fold)``
    scores every item for them without writing any shared state (an id model fits a private
-   user vector, ``movierec.foldin``; a history model reads the list as a history), so
+   user vector, ``movierec.foldin``; a history or sequence model reads the list as its
+   input, the most important movie as the latest), so
    concurrent requests may share one model.
 6. **Asked for item vectors** for "similar movies": ``item_vectors()``, unit-length rows.
 """
@@ -47,7 +52,7 @@ if TYPE_CHECKING:
     from movierec.foldin import FoldInConfig
     from movierec.models import ModelConfig
 
-UserInput = Literal["id", "history"]
+UserInput = Literal["id", "history", "sequence"]
 InputPart = Literal["validation", "test", "all"]
 
 
@@ -58,7 +63,7 @@ class Model(Protocol):
     user_input: ClassVar[UserInput]  # what a user is to this model: an id, or their items
     n_users: int
     n_items: int
-    history_len: int  # items of history a "history" model reads (0 for "id" models)
+    history_len: int  # items a "history" / "sequence" model reads (0 for "id" models)
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> Model: ...

@@ -6,9 +6,12 @@ A model's ``user_input`` (``movierec.models.protocol``) decides what an example 
   once plus ``negatives`` fresh unseen items per positive, shuffled together;
 - ``"history"`` (``CausalRows``): a training positive at its user's chronological position
   ``t``, its ``negatives`` fresh unseen items, and the (up to ``history_len``) items before
-  ``t``, gathered per batch by index arithmetic on the device (memory O(rows)).
+  ``t``, gathered per batch by index arithmetic on the device (memory O(rows));
+- ``"sequence"`` (``SequenceRows``): a training user's last ``history_len + 1`` items, read as
+  inputs ``[:-1]`` and next-item targets ``[1:]`` (every position is trained); an epoch is
+  every such user once, shuffled.
 
-Both give ``epoch(seed, epoch, negatives, index=...)``, columns aligned on their first
+All give ``epoch(seed, epoch, negatives, index=...)``, columns aligned on their first
 dimension (one entry per example; ``index`` keeps a rank's examples, in its order), on
 their device (``on(device)`` moves them: DDP builds them on the CPU, each rank uses its
 own), and ``batch(columns)``, the arguments of the model's ``example_losses``. Epoch
@@ -181,11 +184,68 @@ class CausalRows:
         return torch.where(ok, self.items[idx.clamp_min(0)], pad), items
 
 
-Examples = TrainRows | CausalRows
+@dataclass(frozen=True)
+class SequenceRows:
+    """The examples of a model whose user is a sequence: one window per training user with at
+    least two training items, its last ``history_len + 1`` items oldest first, right-aligned
+    (``n_items`` pads the left). An epoch is a fresh permutation of the windows."""
+
+    windows: torch.Tensor  # int32 (S, history_len + 1) on the device
+    n_items: int
+
+    @classmethod
+    def from_split(cls, split: Split, device: torch.device, history_len: int) -> SequenceRows:
+        seq = Sequences.from_interactions(split.train)
+        keep = np.diff(seq.starts) >= 2  # one item has no next item to predict
+        last = seq.last(history_len + 1)[keep, ::-1]  # latest first -> oldest first
+        windows = torch.as_tensor(np.ascontiguousarray(last, dtype=np.int32), device=device)
+        return cls(windows, split.n_items)
+
+    def __len__(self) -> int:
+        return int(self.windows.shape[0])
+
+    def n_examples(self, negatives: int) -> int:
+        return len(self)
+
+    def rows_per_example(self, negatives: int) -> int:
+        """A sequence counts as one row (rows/s counts sequences)."""
+        return 1
+
+    def epoch(
+        self,
+        seed: int,
+        epoch: int,
+        negatives: int,
+        *,
+        index: np.ndarray | None = None,
+    ) -> tuple[torch.Tensor]:
+        """(window indices (S,),) shuffled with ``default_rng([seed, epoch])``; ``index``
+        keeps a rank's share, in its order. ``negatives`` is not used here: a sampled loss
+        draws its own (``SASRec``)."""
+        perm = np.random.default_rng([seed, epoch]).permutation(len(self))
+        if index is not None:
+            perm = perm[index]
+        return (torch.as_tensor(perm, device=self.windows.device),)
+
+    def on(self, device: torch.device) -> SequenceRows:
+        return dataclasses.replace(self, windows=self.windows.to(device))
+
+    def batch(self, columns: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs (B, history_len), targets (B, history_len)): ``targets[:, t]`` is the item
+        after ``inputs[:, t]`` (where the input is still padding the target may be the first
+        real item: models train only where the input is real)."""
+        (rows,) = columns
+        w = self.windows[rows]
+        return w[:, :-1], w[:, 1:]
+
+
+Examples = TrainRows | CausalRows | SequenceRows
 
 
 def examples_for(model: Model, split: Split, device: torch.device) -> Examples:
     """The kind of examples ``model`` trains on (its ``user_input``), on ``device``."""
     if model.user_input == "history":
         return CausalRows.from_split(split, device, model.history_len)
+    if model.user_input == "sequence":
+        return SequenceRows.from_split(split, device, model.history_len)
     return TrainRows.from_split(split, device)
