@@ -53,7 +53,8 @@ def test_first_only_when_the_paired_interval_excludes_zero() -> None:
     ours = [_scored_row("history", s, base | (rng.random(500) < 0.25)) for s in (0, 1)]
     d = paired_difference([*rows, *ours], "history", "full.ndcg@10")
     assert d.other == "ease" and d.low > 0
-    assert d.verdict().startswith("history first on full.ndcg@10, ahead of ease: +")
+    assert d.verdict().startswith("history first on full.ndcg@10: +")
+    assert " vs ease (95% interval +" in d.verdict() and len(d.verdict()) <= 80
     level = [_scored_row("history", s, rng.random(500) < 0.4) for s in (0, 1)]
     d = paired_difference([*rows, *level], "history", "sampled.hr@10")
     assert d.low < 0 < d.high and d.verdict().startswith("history tied with ease")

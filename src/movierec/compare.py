@@ -215,15 +215,12 @@ class Difference:
     def verdict(self) -> str:
         """ "first", "tied with X" or "behind X", and the figures: one line."""
         if self.low > 0:
-            word = f"first on {self.key}, ahead of {self.other}"
+            word = f"first on {self.key}: {self.difference:+.3f} vs {self.other}"
         elif self.high < 0:
-            word = f"behind {self.other} on {self.key}"
+            word = f"behind {self.other} on {self.key}: {self.difference:+.3f}"
         else:
-            word = f"tied with {self.other} on {self.key}"
-        return (
-            f"{self.model} {word}: {self.difference:+.3f} "
-            f"(95% interval {self.low:+.3f} to {self.high:+.3f})"
-        )
+            word = f"tied with {self.other} on {self.key}: {self.difference:+.3f}"
+        return f"{self.model} {word} (95% interval {self.low:+.3f} to {self.high:+.3f})"
 
 
 def paired_difference(
