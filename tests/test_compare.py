@@ -54,7 +54,7 @@ def test_first_only_when_the_paired_interval_excludes_zero() -> None:
     d = paired_difference([*rows, *ours], "history", "full.ndcg@10")
     assert d.other == "ease" and d.low > 0
     assert d.verdict().startswith("history first on full.ndcg@10: +")
-    assert " vs ease (95% interval +" in d.verdict() and len(d.verdict()) <= 80
+    assert " vs ease (95%: +" in d.verdict() and len(d.verdict()) <= 80
     level = [_scored_row("history", s, rng.random(500) < 0.4) for s in (0, 1)]
     d = paired_difference([*rows, *level], "history", "sampled.hr@10")
     assert d.low < 0 < d.high and d.verdict().startswith("history tied with ease")
@@ -73,4 +73,4 @@ def test_cli_compare_over_seeds_says_where_the_default_stands(tmp_path) -> None:
     assert all(p["other"] == "popularity" and p["low"] <= p["high"] for p in out["paired"])
     table = CliRunner().invoke(app, args, terminal_width=120)
     assert table.exit_code == 0, table.output
-    assert "±" in table.stdout and "95% interval" in table.stdout
+    assert "±" in table.stdout and "(95%: " in table.stdout

@@ -220,7 +220,7 @@ class Difference:
             word = f"behind {self.other} on {self.key}: {self.difference:+.3f}"
         else:
             word = f"tied with {self.other} on {self.key}: {self.difference:+.3f}"
-        return f"{self.model} {word} (95% interval {self.low:+.3f} to {self.high:+.3f})"
+        return f"{self.model} {word} (95%: {self.low:+.3f} to {self.high:+.3f})"
 
 
 def paired_difference(
