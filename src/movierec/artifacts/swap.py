@@ -81,10 +81,7 @@ def recover(path: str | Path) -> list[str]:
                 atomic.fsync(path.parent)
                 notes.append(f"restored {path} from {where.name} (an interrupted replacement)")
                 break
-    for p in dead:
-        if p.exists():
-            shutil.rmtree(p, ignore_errors=True)
-            notes.append(f"removed {p}: left by a killed process")
+    notes += [f"removed {p}: left by a killed process" for p in atomic.remove_stale(path)]
     return notes
 
 
