@@ -206,3 +206,12 @@ def test_two_ddp_ranks_train_like_one_process(tmp_path: Path) -> None:
     assert ddp["best"] == one.best_epoch
     for k, v in one.model.state_dict().items():
         torch.testing.assert_close(ddp["state"][k], v, rtol=0, atol=1e-3, msg=k)
+
+
+@pytest.mark.parametrize(("kind", "default"), [("sasrec", 200), ("history", 20)])
+def test_length_sets_how_many_latest_items_a_user_is_read_as(kind: str, default: int) -> None:
+    config = TrainConfig.for_model(kind, length=7)
+    assert build_model(config.model_config(3, 40)).history_len == 7
+    assert build_model(TrainConfig.for_model(kind).model_config(3, 40)).history_len == default
+    with pytest.raises(ValueError, match="length"):
+        TrainConfig.for_model(kind, length=0)

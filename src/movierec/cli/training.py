@@ -32,6 +32,10 @@ def train(
     factors: int | None = typer.Option(None, help="Embedding size. Default: the model's preset."),
     lr: float | None = typer.Option(None, help="Adam learning rate. Default: the preset."),
     negatives: int | None = typer.Option(None, help="Negatives per positive (preset: 4)."),
+    dropout: float | None = typer.Option(None, help="Dropout (mlp towers, sasrec blocks)."),
+    length: int | None = typer.Option(
+        None, help="history / sasrec: the latest movies a user is read as (presets 20 / 200)."
+    ),
     patience: int | None = typer.Option(None, help="Stop after N epochs without a better val."),
     seed: int = typer.Option(0, help="Seed for initialisation, negatives and shuffling."),
     device: Device = "auto",
@@ -72,6 +76,8 @@ def train(
         factors=factors,
         lr=lr,
         negatives=negatives,
+        dropout=dropout,
+        length=length,
         patience=patience,
         seed=seed,
         device=device,

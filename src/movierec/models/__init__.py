@@ -37,6 +37,7 @@ class ModelConfig:
     alpha: float = 0.5  # NeuMF from pre-trained parts: weight of GMF in the predict layer
     loss: str = "auto"  # sasrec: "full" softmax, "sampled" softmax, "auto" (by catalogue size)
     negatives: int = 1000  # sasrec, loss "sampled": uniform negatives per batch
+    length: int | None = None  # history / sasrec: latest items a user is read as (None: default)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
@@ -54,6 +55,8 @@ class ModelConfig:
             raise ValueError(f"loss must be 'auto', 'full' or 'sampled', got {self.loss!r}")
         if self.negatives < 1:
             raise ValueError(f"negatives must be positive, got {self.negatives}")
+        if self.length is not None and self.length < 1:
+            raise ValueError(f"length must be positive, got {self.length}")
 
 
 MODELS: dict[str, Callable[[ModelConfig], nn.Module]] = {

@@ -118,8 +118,9 @@ class HistoryModel(nn.Module):
 
     @classmethod
     def from_config(cls, c: ModelConfig) -> HistoryModel:
-        """``factors`` is d; L is ``HISTORY_LEN`` (``layers`` and the rest are ignored)."""
-        return cls(c.n_users, c.n_items, c.factors, HISTORY_LEN)
+        """``factors`` is d; ``length`` is L (``HISTORY_LEN`` when None); ``layers`` and
+        the rest are ignored."""
+        return cls(c.n_users, c.n_items, c.factors, c.length or HISTORY_LEN)
 
     # -- the user side
     def user_vectors_from_items(self, hist: torch.Tensor) -> torch.Tensor:

@@ -132,7 +132,8 @@ class SASRec(nn.Module):
     def from_config(cls, c: ModelConfig) -> SASRec:
         """``factors`` is d, ``dropout`` everywhere, ``loss`` ("auto": full softmax up to
         ``FULL_SOFTMAX_MAX_ITEMS`` items, sampled above), ``negatives`` for the sampled loss;
-        N, blocks and heads are this module's constants (``layers`` is ignored)."""
+        ``length`` is N (``MAX_LEN`` when None); blocks and heads are this module's
+        constants (``layers`` is ignored)."""
         loss = c.loss
         if loss == "auto":
             loss = "full" if c.n_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled"
@@ -140,6 +141,7 @@ class SASRec(nn.Module):
             c.n_users,
             c.n_items,
             c.factors,
+            max_len=c.length or MAX_LEN,
             dropout=c.dropout,
             loss=loss,  # type: ignore[arg-type]
             negatives=c.negatives,

@@ -28,6 +28,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty on every parameter (Adam's coupled weight decay)
     negatives: int = 4  # unseen items sampled per training positive, fresh every epoch
     # (sasrec: uniform negatives per batch of its sampled softmax)
+    length: int | None = None  # history: L, sasrec: N, the latest items read (None: default)
     loss: str = "auto"  # sasrec: "full" | "sampled" softmax; "auto": full up to 30k items
     seed: int = 0  # initial weights, negatives and shuffling
     eval_seed: int = 0  # validation candidates: fixed, so that runs compare on the same ones
@@ -97,6 +98,7 @@ class TrainConfig:
             init_std=self.init_std,
             loss=self.loss,
             negatives=self.negatives,
+            length=self.length,
         )
 
 
