@@ -1,14 +1,14 @@
-"""History model on ml-latest-small: validation and test, sampled and full ranking, per seed.
+"""One of our models on ml-latest-small: validation and test, sampled and full ranking, per seed.
 
-    python bench/bench_history.py [--seeds 0,1,2] [--epochs 20] [--threads 2]
-    python bench/bench_history.py --seeds 0 --set factors=128 negatives=64 --history-len 50
+    python bench/bench_model.py --model history [--seeds 0,1,2] [--threads 2]
+    python bench/bench_model.py --model history --seeds 0 --set factors=128 length=50
+    python bench/bench_model.py --model sasrec --seeds 0 --set length=50 dropout=0.5
 
-Each seed trains with ``PRESETS["history"]`` (``movierec.training.config``: d=64, L=20,
-sampled softmax over 64 negatives, Adam 5e-3, batch 512, <= 20 epochs, patience 3) on the
-one training loop and is evaluated with
-``evaluate(..., seed=seed)``: validation with history = train, test with history = train +
-validation. Prints one JSON line per seed as it finishes, then mean ± std. ``--set``
-overrides preset fields (a validation grid); ``--history-len`` changes L.
+Each seed trains the model's preset (``movierec.training.config.PRESETS``) with the
+``--set`` overrides (any ``TrainConfig`` field: a validation grid) on the one training loop,
+epoch chosen on validation sampled HR@10, and is evaluated with ``evaluate(..., seed=seed)``:
+validation with the user's input formed from train, test from train + validation. Prints one
+JSON line per seed as it finishes (``--jsonl FILE`` appends it there too), then mean ± std.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import numpy as np
 import torch
 
 from movierec.evaluate import evaluate
-from movierec.models import TorchScorer, history, scorer_for
+from movierec.models import TorchScorer, scorer_for
 from movierec.movielens import load
 from movierec.prepare import prepare
 from movierec.split import leave_last_out
 from movierec.training.config import PRESETS, TrainConfig
 from movierec.training.fit import fit
-
-PRESET = PRESETS["history"]
 
 
 def flat(m) -> dict[str, float]:
@@ -42,15 +40,15 @@ def flat(m) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--model", default="history", choices=sorted(PRESETS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=PRESET["epochs"])
+    p.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", type=int, default=1)
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="preset overrides")
-    p.add_argument("--history-len", type=int, default=history.HISTORY_LEN)
+    p.add_argument("--jsonl", default=None, help="also append each seed's line to this file")
     a = p.parse_args()
-    history.HISTORY_LEN = a.history_len  # read by HistoryModel.from_config
     overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     torch.set_num_threads(a.threads)
     ds, _ = load("ml-latest-small")
@@ -58,11 +56,8 @@ def main() -> None:
     split = leave_last_out(ds.interactions)
     runs = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        cfg = TrainConfig(
-            model="history",
-            **{**PRESET, "epochs": a.epochs, **overrides},
-            seed=seed,
-            device=a.device,
+        cfg = TrainConfig.for_model(
+            a.model, **{"epochs": a.epochs, **overrides}, seed=seed, device=a.device
         )
         res = fit(split, cfg, progress=bool(a.progress))
         t0 = time.perf_counter()
@@ -70,6 +65,8 @@ def main() -> None:
         validation = scorer_for(res.model, split, "validation")
         val = flat(evaluate(validation, split, seed=seed, on="validation"))
         run = {
+            "model": a.model,
+            "set": overrides,
             "seed": seed,
             "best_epoch": res.best_epoch,
             "epochs_run": len(res.history),
@@ -81,6 +78,9 @@ def main() -> None:
         }
         runs.append(run)
         print(json.dumps(run), flush=True)
+        if a.jsonl:
+            with open(a.jsonl, "a", encoding="utf-8") as f:
+                f.write(json.dumps(run) + "\n")
     for part in ("validation", "test"):
         keys = ("sampled_hr@10", "sampled_ndcg@10", "full_hr@10", "full_ndcg@10", "coverage@10")
         cells = []
@@ -90,7 +90,7 @@ def main() -> None:
         print(f"{part.upper():<10} " + " ".join(cells))
     t = np.array([r["train_s"] for r in runs])
     print(f"train seconds {t.mean():.0f}±{t.std():.0f} (seeds {a.seeds}, {a.threads} threads)")
-    print(f"settings: {json.dumps({**PRESET, **overrides, 'L': a.history_len})}")
+    print(f"settings: {json.dumps({**PRESETS[a.model], **overrides})}")
 
 
 if __name__ == "__main__":
