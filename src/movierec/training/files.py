@@ -15,12 +15,15 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from movierec import atomic
 from movierec import checkpoint as checkpoint_state
 from movierec.checkpoint import ResumeError
 from movierec.training.config import RESUMABLE_CHANGES, TrainConfig
+
+if TYPE_CHECKING:
+    import lightning as L
 
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 TRAIN_LOG = "train_log.csv"
@@ -91,3 +94,17 @@ def remove_work_files(run_dir: Path) -> None:
     ckpt = run_dir / CHECKPOINT
     for stale in (ckpt, checkpoint_state.digest_path(ckpt), run_dir / TRAIN_LOG):
         stale.unlink(missing_ok=True)
+
+
+def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
+    """Write then rename (``checkpoint.publish``: digest first), so a crash mid-write leaves
+    the previous checkpoint intact and a damaged one is recognised.
+
+    Call it on every rank: Lightning writes the file on global rank 0 only, then waits for
+    all ranks (a barrier); rank 0 renames it."""
+    tmp = atomic.beside(path)  # Lightning writes it on rank 0 only
+    if trainer.is_global_zero:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(tmp)
+    if trainer.is_global_zero:
+        checkpoint_state.publish(tmp, path)

@@ -27,7 +27,8 @@ from movierec.training.batches import validation_batches
 from movierec.training.config import TrainConfig
 from movierec.training.epochs import examples_for
 from movierec.training.files import CHECKPOINT, resume_checkpoint
-from movierec.training.loop import ProgressBar, TrainingModule
+from movierec.training.loop import TrainingModule
+from movierec.training.progress import ProgressBar
 from movierec.training.ranks import Parallel, check_parallel
 from movierec.training.result import TrainResult
 from movierec.training.runtime import launch_rank, resolve_device

@@ -31,10 +31,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import RichProgressBar
 from torch import nn
 
-from movierec import atomic
 from movierec import checkpoint as checkpoint_state
 from movierec.errors import MovierecError
 from movierec.training.batches import EpochBatches, Fixed, sampled_sums, shard_batches
@@ -45,6 +43,7 @@ from movierec.training.files import (
     TRAIN_LOG,
     EpochLog,
     remove_work_files,
+    save_checkpoint,
     write_train_log,
 )
 from movierec.training.ranks import Shard, shard_epoch
@@ -296,30 +295,3 @@ class TrainingModule(L.LightningModule):
         cuda_rng = state.get("cuda_rng") or []
         if cuda_rng and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_rng)
-
-
-def save_checkpoint(trainer: L.Trainer, path: Path) -> None:
-    """Write then rename (``checkpoint.publish``: digest first), so a crash mid-write leaves
-    the previous checkpoint intact and a damaged one is recognised.
-
-    Call it on every rank: Lightning writes the file on global rank 0 only, then waits for
-    all ranks (a barrier); rank 0 renames it."""
-    tmp = atomic.beside(path)  # Lightning writes it on rank 0 only
-    if trainer.is_global_zero:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(tmp)
-    if trainer.is_global_zero:
-        checkpoint_state.publish(tmp, path)
-
-
-class ProgressBar(RichProgressBar):
-    """Lightning's rich bar showing the running loss and rows/s without a sync per step."""
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        live = pl_module.live_metrics() if isinstance(pl_module, TrainingModule) else {}
-        if "loss" in live:
-            items["loss"] = f"{live['loss']:.4f}"
-            items["rows/s"] = f"{live['rows/s'] / 1e3:,.0f}k"
-        return items
