@@ -74,13 +74,39 @@ class SyntheticRecommender:
         self.titles = TitleIndex(self.catalog, self.items, self.popularity)
         self.info = {"model": "synthetic-mf64", "trained_at": None, "metrics": {}}
 
-    def for_users(self, user_idx, k, *, exclude_seen=True):
+    def _allowed(self, scores, filters):
+        if filters is not None and filters.active:
+            scores[:, ~filters.allowed(self.catalog, self.items)] = -np.inf
+        return scores
+
+    def _because(self, rec, inputs):
+        """Reasons as an id model gives them: the cosine of item factors, top 3 > 0."""
+        import dataclasses
+
+        from movierec.explain import INPUTS
+        from movierec.topk import BECAUSE
+
+        v = self.item_factors / np.linalg.norm(self.item_factors, axis=1, keepdims=True)
+        out = np.full((*rec.items.shape, BECAUSE), -1, dtype=np.int32)
+        for b, given in enumerate(inputs):
+            given = np.asarray(given)[:INPUTS]
+            sim = v[np.maximum(rec.items[b], 0)] @ v[given].T  # (k, m)
+            best = np.argsort(-sim, axis=1, kind="stable")[:, :BECAUSE]
+            ids = np.where(np.take_along_axis(sim, best, 1) > 0, given[best], -1)
+            out[b, :, : ids.shape[1]] = ids
+        out[rec.items < 0] = -1
+        return dataclasses.replace(rec, because=out)
+
+    def for_users(self, user_idx, k, *, exclude_seen=True, filters=None, because=False):
         from movierec.topk import top_k
 
-        scores = self.user_factors[user_idx] @ self.item_factors.T
-        return top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        scores = self._allowed(self.user_factors[user_idx] @ self.item_factors.T, filters)
+        rec = top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        if not because:
+            return rec
+        return self._because(rec, [self.history(u)[0] for u in np.asarray(user_idx)])
 
-    def for_liked(self, item_idx, k):
+    def for_liked(self, item_idx, k, *, filters=None, because=False):
         import scipy.sparse as sp
 
         from movierec.topk import top_k
@@ -89,14 +115,15 @@ class SyntheticRecommender:
         scores = self.item_factors[item_idx].mean(0, keepdims=True) @ self.item_factors.T
         n = len(item_idx)
         liked = sp.csr_matrix((np.ones(n), (np.zeros(n, int), item_idx)), (1, len(self.items)))
-        return top_k(scores, k, liked)
+        rec = top_k(self._allowed(scores, filters), k, liked)
+        return self._because(rec, [item_idx]) if because else rec
 
-    def similar(self, item_idx, k):
+    def similar(self, item_idx, k, *, filters=None):
         import scipy.sparse as sp
 
         from movierec.topk import top_k
 
-        scores = self.item_factors[[item_idx]] @ self.item_factors.T
+        scores = self._allowed(self.item_factors[[item_idx]] @ self.item_factors.T, filters)
         return top_k(scores, k, sp.csr_matrix(([1.0], ([0], [item_idx])), scores.shape))
 
     def history(self, user_idx):
@@ -111,9 +138,10 @@ class SyntheticRecommender:
         return self.titles.search(q, limit)
 
 
-def write_synthetic_store(path: Path, rec: SyntheticRecommender, k: int = 10) -> dict:
-    """A store of k random movies per user, streamed through ``write_store_chunks`` in
-    blocks of 16,384 users (the HTTP benchmark needs the shape, not the answers)."""
+def write_synthetic_store(path: Path, rec: SyntheticRecommender, k: int = 100) -> dict:
+    """A store of k random movies per user (``movierec batch``'s default depth) with three
+    random reasons each, streamed through ``write_store_chunks`` in blocks of 16,384 users
+    (the HTTP benchmark needs the shape, not the answers)."""
     from movierec.store import write_store_chunks
 
     rng = np.random.default_rng(1)
@@ -125,7 +153,8 @@ def write_synthetic_store(path: Path, rec: SyntheticRecommender, k: int = 10) ->
             users = rec.users.raw[start : start + block]
             movies = rec.items.raw[rng.integers(0, n_items, (len(users), k))]
             scores = np.sort(rng.random((len(users), k), dtype=np.float32), axis=1)[:, ::-1]
-            yield users, movies, scores
+            because = rec.items.raw[rng.integers(0, n_items, (len(users), k, 3))]
+            yield users, movies, scores, because
 
     t = time.perf_counter()
     cpu = time.process_time()

@@ -3,7 +3,9 @@ known exactly, a store written from it, and a live uvicorn server in a thread.
 
 ``FakeRecommender`` implements the methods the service calls on ``movierec.recommend.
 Recommender`` with 12 movies and 4 users on three hand-made taste axes (family,
-science fiction, drama/romance), so every top-k below can be checked by eye.
+science fiction, drama/romance), so every top-k below can be checked by eye. Filters are
+the real ``movierec.filters.Filters``; a recommendation's ``because`` is the input movies
+(history or liked list) most like it (dot product of the taste vectors, positive only).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from movierec.data import Catalog, IdMap
+from movierec.filters import Filters
 from movierec.service.limits import ServerLimits
 from movierec.store import write_store
 from movierec.titles import MovieMatch, TitleIndex
-from movierec.topk import Recommendations, top_k
+from movierec.topk import BECAUSE, Recommendations, top_k
 
 #            raw id, title,          year, genres,                           (family, scifi, drama)
 MOVIES = [
@@ -40,6 +43,10 @@ MOVIES = [
     (110, "Alien", 1979, "Horror|Sci-Fi", (0.0, 0.7, 0.1)),
     (120, "Aliens", 1986, "(no genres listed)", (0.0, 0.75, 0.05)),
 ]
+# (IMDb number, TMDB id) per raw movie id, -1 where unknown (Heat has no TMDB id; Aliens none)
+LINKS = {1: (114709, 862), 2: (113497, 8844), 10: (113277, -1), 50: (1375666, 27205)}
+LINKS |= {60: (816692, 157336), 70: (133093, 603), 80: (99726, 10264), 81: (116477, 10549)}
+LINKS |= {90: (211915, 194), 100: (34583, 289), 110: (78748, 348), 120: (-1, -1)}
 USERS = {  # raw user id: (taste, [(movie raw id, timestamp), ...])
     1: ((1.0, 0.2, 0.0), [(1, 100), (2, 300)]),
     2: ((0.0, 1.0, 0.1), [(50, 200), (70, 100)]),
@@ -58,6 +65,8 @@ class FakeRecommender:
             np.array([m[1] for m in MOVIES], dtype=object),
             np.array([m[2] for m in MOVIES], dtype=np.int16),
             np.array([m[3] for m in MOVIES], dtype=object),
+            np.array([LINKS[m[0]][0] for m in MOVIES]),
+            np.array([LINKS[m[0]][1] for m in MOVIES]),
         )
         self.items = IdMap(self.catalog.movie_ids)
         self.users = IdMap(np.array(sorted(USERS), dtype=np.int64))
@@ -81,25 +90,60 @@ class FakeRecommender:
         }
 
     def for_users(
-        self, user_idx: np.ndarray, k: int, *, exclude_seen: bool = True
+        self,
+        user_idx: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        filters: Filters | None = None,
+        because: bool = False,
     ) -> Recommendations:
         user_idx = np.asarray(user_idx)
-        scores = self.user_factors[user_idx] @ self.item_factors.T
-        return top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        scores = self._allowed(self.user_factors[user_idx] @ self.item_factors.T, filters)
+        recs = top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        inputs = [self.seen[u].indices for u in user_idx]
+        return self._because(recs, inputs) if because else recs
 
-    def for_liked(self, item_idx: np.ndarray, k: int) -> Recommendations:
+    def for_liked(
+        self,
+        item_idx: np.ndarray,
+        k: int,
+        *,
+        filters: Filters | None = None,
+        because: bool = False,
+    ) -> Recommendations:
         item_idx = np.asarray(item_idx)
         scores = self.item_factors[item_idx].mean(axis=0, keepdims=True) @ self.item_factors.T
         liked = sp.csr_matrix(
             (np.ones(len(item_idx)), (np.zeros(len(item_idx), int), item_idx)),
             shape=(1, len(self.items)),
         )
-        return top_k(scores, k, liked)
+        recs = top_k(self._allowed(scores, filters), k, liked)
+        return self._because(recs, [item_idx]) if because else recs
 
-    def similar(self, item_idx: int, k: int) -> Recommendations:
+    def similar(self, item_idx: int, k: int, *, filters: Filters | None = None) -> Recommendations:
         v = self.item_factors / np.linalg.norm(self.item_factors, axis=1, keepdims=True)
-        scores = v[[item_idx]] @ v.T
+        scores = self._allowed(v[[item_idx]] @ v.T, filters)
         return top_k(scores, k, sp.csr_matrix(([1.0], ([0], [item_idx])), shape=scores.shape))
+
+    def _allowed(self, scores: np.ndarray, filters: Filters | None) -> np.ndarray:
+        if filters is not None:
+            scores[:, ~filters.allowed(self.catalog, self.items)] = -np.inf
+        return scores
+
+    def _because(self, recs: Recommendations, inputs: list[np.ndarray]) -> Recommendations:
+        """Per recommendation, the inputs most like it (positive dot products only)."""
+        out = np.full((*recs.items.shape, BECAUSE), -1, dtype=np.int32)
+        for b, given in enumerate(inputs):
+            given = np.asarray(given)
+            for j, item in enumerate(recs.items[b]):
+                if item < 0:
+                    continue
+                like = self.item_factors[given] @ self.item_factors[item]
+                order = np.lexsort((given, -like))[:BECAUSE]
+                best = given[order][like[order] > 0]
+                out[b, j, : len(best)] = best
+        return Recommendations(recs.items, recs.scores, out)
 
     def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
         row = self.times[user_idx]
@@ -115,20 +159,24 @@ class FakeRecommender:
 
 def raw_recommendations(
     rec: FakeRecommender, k: int, users: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user raw ids, movie raw ids with -1 padding, scores) for the whole store."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(user raw ids, movie raw ids with -1 padding, scores, because raw movie ids with -1
+    padding) for the whole store."""
     user_idx = np.arange(len(rec.users)) if users is None else rec.users.index(users)
-    r = rec.for_users(user_idx, k)
-    movie_ids = np.where(r.items >= 0, rec.items.raw[np.maximum(r.items, 0)], -1)
-    return rec.users.raw[user_idx], movie_ids, r.scores
+    r = rec.for_users(user_idx, k, because=True)
+
+    def raw(idx: np.ndarray) -> np.ndarray:
+        return np.where(idx >= 0, rec.items.raw[np.maximum(idx, 0)], -1)
+
+    return rec.users.raw[user_idx], raw(r.items), r.scores, raw(r.because)
 
 
 def make_store(path: Path, rec: FakeRecommender, k: int = 5, **meta: Any) -> Path:
-    users, movie_ids, scores = raw_recommendations(rec, k)
+    users, movie_ids, scores, because = raw_recommendations(rec, k)
     write_store(
         path,
         users,
-        (movie_ids, scores),
+        (movie_ids, scores, because),
         rec.catalog,
         {"run_id": "fake-run", **meta},
         progress=False,

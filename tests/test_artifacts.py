@@ -73,6 +73,29 @@ def test_save_then_load_gives_identical_scores_and_data(trained, run_dir: Path) 
     assert run.metrics is None
 
 
+def test_catalogue_links_are_saved_and_runs_without_them_still_load(trained, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from movierec.artifacts.manifest import describe, write_manifest
+
+    ds, split, result = trained
+    n = len(ds.catalog)
+    imdb = np.where(np.arange(n) % 3 == 0, -1, np.arange(n) + 100_000)
+    catalog = dataclasses.replace(ds.catalog, imdb_ids=imdb, tmdb_ids=np.arange(n) - 1)
+    run = save_run(tmp_path / "run", result, dataclasses.replace(ds, catalog=catalog), split)
+    loaded = load_run(run, device="cpu").catalog
+    np.testing.assert_array_equal(loaded.imdb_ids, imdb)
+    np.testing.assert_array_equal(loaded.tmdb_ids, np.arange(n) - 1)
+    # a run written before the link columns existed: every link unknown
+    table = pq.read_table(run / CATALOG)
+    pq.write_table(table.drop_columns(["imdb_id", "tmdb_id"]), run / CATALOG)
+    files = json.loads((run / MANIFEST).read_text())["files"]
+    write_manifest(run, {**files, CATALOG: describe(run / CATALOG)})
+    old = load_run(run, device="cpu").catalog
+    assert (old.imdb_ids == -1).all() and (old.tmdb_ids == -1).all()
+    np.testing.assert_array_equal(old.titles, ds.catalog.titles)
+
+
 def test_manifest_lists_every_file_with_its_sha256(run_dir: Path) -> None:
     manifest = json.loads((run_dir / MANIFEST).read_text())
     listed = set(manifest["files"])

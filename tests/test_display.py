@@ -24,17 +24,21 @@ def text(renderable: object) -> str:
 
 
 def test_a_movie_object_from_catalogue_fields() -> None:
-    assert display.movie(np.int64(7), "Heat", np.int16(1995), "Action|Crime") == {
+    assert display.movie(np.int64(7), "Heat", np.int16(1995), "Action|Crime", 113277) == {
         "movie_id": 7,
         "title": "Heat",
         "year": 1995,
         "genres": ["Action", "Crime"],
+        "imdb_url": "https://www.imdb.com/title/tt0113277/",
+        "tmdb_url": None,
     }
-    assert display.movie(8, "Untitled", 0, "(no genres listed)") == {
+    assert display.movie(8, "Untitled", 0, "(no genres listed)", tmdb_id=np.int64(862)) == {
         "movie_id": 8,
         "title": "Untitled",
         "year": None,
         "genres": [],
+        "imdb_url": None,
+        "tmdb_url": "https://www.themoviedb.org/movie/862",
     }
     assert display.movie(9, "x", 2000, "")["genres"] == []
 
@@ -49,7 +53,9 @@ def test_rows_drop_padding_carry_null_scores_and_share_objects() -> None:
     assert "score" not in rows.movie(3)  # rows are copies around the shared object
     watched = rows.watched(np.array([1, 0]), np.array([300, 100]))
     assert [(m["movie_id"], m["timestamp"]) for m in watched] == [(2, 300), (1, 100)]
-    assert rows.movies([11]) == [{"movie_id": 120, "title": "Aliens", "year": 1986, "genres": []}]
+    aliens = {"movie_id": 120, "title": "Aliens", "year": 1986, "genres": []}
+    assert rows.movies([11]) == [{**aliens, "imdb_url": None, "tmdb_url": None}]
+    assert rows.movie(0)["imdb_url"] == "https://www.imdb.com/title/tt0114709/"  # links.csv
 
 
 def test_the_cli_and_the_api_answer_with_the_same_movie_objects(monkeypatch) -> None:
@@ -136,3 +142,29 @@ def test_the_main_tables_fit_in_80_columns() -> None:
 @pytest.mark.parametrize("column", ["score", "date", "year"])
 def test_movie_table_of_nothing(column: str) -> None:
     assert "#" in text(display.movie_table("empty", [], column))  # type: ignore[arg-type]
+
+
+def test_recommendations_carry_their_reasons_and_fit_in_80_columns() -> None:
+    rows = display.MovieRows(FakeRecommender().catalog)
+    because = np.array([[8, 9, -1], [-1, -1, -1], [0, 1, 2]])
+    scored = rows.scored(np.array([3, -1, 4]), np.array([0.5, 0.0, 0.25]), because)
+    assert [m["movie_id"] for m in scored] == [50, 60]
+    assert scored[0]["because"] == [
+        {"movie_id": 90, "title": "Amélie (2001)"},
+        {"movie_id": 100, "title": "Casablanca (1942)"},
+    ]
+    assert [b["movie_id"] for b in scored[1]["because"]] == [1, 2, 10]
+    assert "because" not in rows.scored(np.array([3]), np.array([0.5]))[0]
+    assert "because" not in rows.movie(3)  # the shared object is left alone
+
+    top = rows.scored(np.arange(12), np.linspace(1, 0, 12), np.tile([[0, 8, 9]], (12, 1)))
+    table = display.movie_table("top 12 for you", top, "score", "because you watched")
+    for width in (80, 200):
+        console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+        console.print(table)
+        lines = console.export_text().splitlines()
+        assert max(map(len, lines)) <= width
+        assert any("because you watched" in line for line in lines)
+        assert sum("Toy Story" in line for line in lines) == 12  # one line a row
+        assert any("Toy Story; Amélie; Casa…" in line for line in lines)  # one line, cut
+    assert display.shortened("Heat; Alien") == "Heat; Alien"

@@ -32,10 +32,11 @@ from lightning.pytorch.callbacks import Callback
 from typer.testing import CliRunner
 
 from movierec.artifacts import load_run, save_run
+from movierec.batch import user_ranges
 from movierec.cli import app
 from movierec.data import Dataset
 from movierec.evaluate import evaluate
-from movierec.recommend import Recommender, user_ranges
+from movierec.recommend import Recommender
 from movierec.split import leave_last_out
 from movierec.store import merge_stores, write_store_chunks
 from movierec.train import (
@@ -322,7 +323,9 @@ def small_run(tmp_path_factory) -> Path:
 
 def store_contents(path: Path) -> tuple[list, list, dict]:
     with sqlite3.connect(path) as conn:
-        recs = conn.execute("SELECT * FROM recs ORDER BY user_id, rank").fetchall()
+        recs = conn.execute(
+            "SELECT user_id, rank, movie_id, score FROM recs ORDER BY user_id, rank"
+        ).fetchall()
         movies = conn.execute("SELECT * FROM movies ORDER BY id").fetchall()
         meta = dict(conn.execute("SELECT key, value FROM meta WHERE key != 'created_at'"))
     return recs, movies, meta
@@ -354,7 +357,16 @@ def test_batch_in_two_processes_equals_one(small_run: Path, tmp_path: Path) -> N
     for devices in (1, 2):
         out = tmp_path / f"d{devices}" / "recs.sqlite"
         pq_out = out.with_suffix(".parquet")
-        args = ["batch", str(small_run), "--out", str(out), "--parquet", str(pq_out)]
+        args = [
+            "batch",
+            str(small_run),
+            "--out",
+            str(out),
+            "--parquet",
+            str(pq_out),
+            "--depth",
+            "10",
+        ]
         result = runner.invoke(
             app, [*args, "--devices", str(devices), "--chunk", "16", "--no-progress"]
         )

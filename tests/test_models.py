@@ -225,3 +225,24 @@ def test_item_vectors_are_unit_rows_one_per_item(kind: str) -> None:
     v = make(kind).item_vectors()
     assert v.shape[0] == N_ITEMS and v.ndim == 2
     torch.testing.assert_close(v.norm(dim=1), torch.ones(N_ITEMS))
+
+
+@pytest.mark.parametrize("kind", EVERY_KIND)
+def test_explain_scores_every_input_for_every_item_and_writes_nothing(kind: str) -> None:
+    model = make(kind).with_inputs(interactions())
+    before = state(model)
+    inputs = torch.tensor([[3, 7, N_ITEMS, 1, -1], [N_ITEMS] * 5, [5, 5, 2, 0, 9]])
+    items = torch.tensor([[0, 3, 22], [1, 2, 3], [4, 5, 6]])
+    share = model.explain(inputs, items)
+    assert share.shape == (3, 3, 5) and share.dtype == torch.float32
+    padding = (inputs < 0) | (inputs >= N_ITEMS)
+    assert bool((share[padding[:, None, :].expand_as(share)] == -torch.inf).all())
+    real = share[~padding[:, None, :].expand_as(share)]
+    read = torch.isfinite(real)
+    assert bool(read.any()) and not bool(torch.isnan(share).any())
+    if model.user_input == "id" or model.history_len >= inputs.shape[1]:
+        assert bool(read.all())  # every real input the model reads has a finite share
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    for b in range(3):  # batch-first: one row alone gives the same answer
+        torch.testing.assert_close(model.explain(inputs[b : b + 1], items[b : b + 1])[0], share[b])

@@ -1,5 +1,8 @@
 """Recommendations from a saved run on planted blocks: the right answer is the user's block."""
 
+import json
+import sqlite3
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -9,9 +12,14 @@ from _train_fixtures import ITEMS_PER_GROUP, fast_config, planted_dataset
 from typer.testing import CliRunner
 
 from movierec.artifacts import save_run
+from movierec.batch import DEPTH, batch_blocks, depth_for, write_parquet
 from movierec.cli import app
-from movierec.recommend import Recommender, batch_blocks, write_parquet
+from movierec.errors import ParameterError
+from movierec.explain import INPUTS
+from movierec.filters import Filters
+from movierec.recommend import History, Recommender
 from movierec.split import leave_last_out
+from movierec.store import Store
 from movierec.train import fit
 
 HISTORY_FAST = dict(factors=16, epochs=6, batch_size=128, lr=2e-2, negatives=16, device="cpu")
@@ -83,6 +91,11 @@ def test_batch_blocks_and_parquet(rec, tmp_path):
     assert sum(len(b[0]) for b in blocks) == len(rec.users)
     table = pq.read_table(path).to_pydict()
     assert len(table["user_id"]) == 5 * len(rec.users)
+    users, movies, _, because = blocks[0]
+    first = [table["because"][i] for i in range(5)]  # the first user's five rows
+    assert first == [[int(m) for m in row if m >= 0] for row in because[0]]
+    watched = set(rec.items.raw[rec.history(0)[0]].tolist())
+    assert all(set(row) <= watched for row in first) and any(first)
     mine = sorted(
         (i for i, u in enumerate(table["user_id"]) if u == int(rec.users.raw[0])),
         key=lambda i: table["rank"][i],
@@ -110,3 +123,135 @@ def test_cli_recommend_similar_batch(run_dir, tmp_path):
     done = runner.invoke(app, ["batch", str(run_dir), "--out", str(store), "--no-progress"])
     assert done.exit_code == 0, done.output
     assert store.exists()
+    assert Store.open(store).k == min(DEPTH, 160 - 29)  # every unseen movie, up to 100
+
+
+# --------------------------------------------------------------------------- because
+
+
+def test_because_names_the_users_own_latest_movies(rec):
+    users = np.arange(len(rec.users))
+    plain = rec.for_users(users, 10)
+    got = rec.for_users(users, 10, because=True)
+    assert plain.because is None
+    np.testing.assert_array_equal(got.items, plain.items)
+    assert got.because.shape == (len(users), 10, 3) and got.because.dtype == np.int32
+    latest = rec.timeline.latest(users, INPUTS)
+    for u in users:
+        for row in got.because[u]:
+            real = row[row >= 0]
+            assert set(real) <= set(latest[u]) and (row[len(real) :] == -1).all()
+            assert len(set(real)) == len(real)
+    named = got.because[got.because >= 0]
+    assert named.size > 0.5 * got.because.size  # a model of blocks has reasons
+    owner = np.broadcast_to(users[:, None, None], got.because.shape)[got.because >= 0]
+    assert np.mean(block(named) == owner % 4) > 0.9  # from the user's own block
+
+
+def test_because_of_a_liked_list_names_liked_movies(rec):
+    liked = np.array([2 * ITEMS_PER_GROUP + i for i in (0, 3, 7)])
+    got = rec.for_liked(liked, 10, because=True)
+    named = got.because[got.because >= 0]
+    assert named.size and set(named) <= set(liked)
+
+
+def test_latest_inputs_are_the_history_latest_first():
+    h = History.build(np.array([0, 0, 0, 2]), np.array([5, 6, 7, 1]), np.array([10, 30, 20, 5]), 3)
+    np.testing.assert_array_equal(h.latest(np.array([0, 1, 2]), 2), [[6, 7], [-1, -1], [1, -1]])
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def _allowed_ranking(rec, scores_row, allowed, seen, k):
+    order = np.lexsort((np.arange(scores_row.size), -scores_row))
+    return [i for i in order if allowed[i] and not seen[i]][:k]
+
+
+def test_filters_keep_the_ranking_of_what_they_allow(rec):
+    # every planted movie is a 2012 drama: exclude half of block 0 (users 0, 4, ...'s own)
+    drama = Filters(genres=("Drama",), years=(2012, 2012), exclude=tuple(rec.items.raw[:20]))
+    allowed = drama.allowed(rec.catalog, rec.items)
+    assert not allowed[:20].any() and allowed.sum() == 140
+    users = np.arange(len(rec.users))
+    got = rec.for_users(users, 10, filters=drama, because=True)
+    assert allowed[got.items[got.items >= 0]].all()
+    scores = rec.run.model.score_all(users)
+    seen = rec.seen.toarray() > 0
+    for u in users[:10]:
+        want = _allowed_ranking(rec, scores[u], allowed, seen[u], 10)
+        assert_same_ranking(got.items[u], got.scores[u], want, scores[u][want])
+    liked = rec.for_liked(np.array([3, 5]), 10, filters=drama)
+    assert allowed[liked.items[0][liked.items[0] >= 0]].all()
+    similar = rec.similar(3, 10, filters=drama)
+    assert allowed[similar.items[0][similar.items[0] >= 0]].all()
+    nothing = rec.for_users(users[:2], 5, filters=Filters(years=(1900, 1950)))
+    assert (nothing.items == -1).all()  # every planted movie is from 2012
+    inactive = rec.for_users(users, 10, filters=Filters())
+    np.testing.assert_array_equal(inactive.items, rec.for_users(users, 10).items)
+
+
+def test_depth_defaults_to_at_least_k_and_a_hundred():
+    assert depth_for(10, None) == DEPTH == 100
+    assert depth_for(100, None) == 100 and depth_for(5, 5) == 5
+    with pytest.raises(ParameterError, match="--depth must lie in"):
+        depth_for(10, 5)
+    with pytest.raises(ParameterError, match="--depth"):
+        depth_for(10, 1001)
+
+
+def test_cli_filters_because_and_depth(run_dir, tmp_path, monkeypatch):
+    runner = CliRunner()
+    base = ["recommend", str(run_dir), "--user", "1000"]
+    got = runner.invoke(app, [*base, "--genre", "drama", "--exclude", "Movie 11", "--json"])
+    assert got.exit_code == 0, got.output
+    recs = json.loads(got.output)["recommendations"]
+    assert recs and all("Drama" in r["genres"] and r["movie_id"] != 11 for r in recs)
+    reasons = [b for r in recs for b in r["because"]]
+    assert reasons and all(set(b) == {"movie_id", "title"} for b in reasons)
+    assert reasons[0]["title"].endswith("(2012)")
+    liked = runner.invoke(app, ["recommend", str(run_dir), "--liked", "Movie 1", "--json"])
+    assert all(
+        b["movie_id"] == 1
+        for r in json.loads(liked.output)["recommendations"]
+        for b in r["because"]
+    )
+    for bad, message in [
+        (["--genre", "Westerns"], "unknown genre 'Westerns'; known: Comedy, Drama"),
+        (["--years", "2019-2000"], "reversed"),
+        (["--years", "soon"], "expected YEAR"),
+        (["--exclude", "No Such Film"], "unknown title"),
+    ]:
+        refused = runner.invoke(app, [*base, *bad])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert refused.output.count("\n") == 1
+    none = runner.invoke(app, [*base, "--years", "-1999", "--json"])
+    assert none.exit_code == 0 and json.loads(none.output)["recommendations"] == []
+    similar = runner.invoke(
+        app, ["similar", str(run_dir), "--movie", "11", "--exclude-genre", "Drama", "--json"]
+    )
+    assert similar.exit_code == 0 and json.loads(similar.output)["similar"] == []
+    monkeypatch.setenv("COLUMNS", "80")
+    table = runner.invoke(app, [*base, "--k", "5"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert max(map(len, lines)) <= 80 and any("because you watched" in x for x in lines)
+    assert sum("Movie " in x for x in lines) >= 15  # history and picks, reasons on each
+    store = tmp_path / "deep.sqlite"
+    args = ["batch", str(run_dir), "--out", str(store), "--k", "5", "--depth", "20"]
+    done = runner.invoke(app, [*args, "--no-progress"])
+    assert done.exit_code == 0 and "top 20" in done.output, done.output
+    s = Store.open(store)
+    assert s.k == 20 and s.meta["asked_k"] == 5
+    rows = s.get(1000, 5)
+    assert len(rows) == 5 and any(because for _, _, because in rows)
+    alone = rec_for(run_dir).for_users(np.array([0]), 20, because=True)
+    assert [m for m, _, _ in s.get(1000, 20)] == rec_for(run_dir).items.raw[alone.items[0]].tolist()
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM recs").fetchone()[0] == 20 * 100
+    bad = runner.invoke(app, [*args[:-1], "3", "--no-progress"])
+    assert bad.exit_code == 2 and "--depth must lie in [5, 1000]" in bad.output
+
+
+def rec_for(run_dir):
+    return Recommender.load(run_dir)

@@ -83,8 +83,15 @@ def test_user_recommendations_from_the_store(client: TestClient) -> None:
         "title": "Interstellar",
         "year": 2014,
         "genres": ["Drama", "Sci-Fi"],
+        "imdb_url": "https://www.imdb.com/title/tt0816692/",
+        "tmdb_url": "https://www.themoviedb.org/movie/157336",
         "score": pytest.approx(0.28, abs=1e-6),
+        "because": [
+            {"movie_id": 2, "title": "Jumanji (1995)"},
+            {"movie_id": 1, "title": "Toy Story (1995)"},
+        ],
     }
+    assert body["fallback"] is None
 
 
 def test_store_and_model_agree(client: TestClient, bare: TestClient) -> None:
@@ -115,7 +122,7 @@ def test_fewer_than_k_unseen_movies_drops_padding(bare: TestClient) -> None:
 
 
 def test_users_missing_from_one_side(tmp_path: Path, fake: FakeRecommender) -> None:
-    users, movie_ids, scores = raw_recommendations(fake, 3, users=np.array([2]))
+    users, movie_ids, scores, _ = raw_recommendations(fake, 3, users=np.array([2]))
     # user 99 is in the store only (say, trained by an older run), user 1 in the model only
     write_store(
         tmp_path / "s.sqlite",
@@ -158,7 +165,10 @@ def test_store_movie_unknown_to_the_model_uses_the_store_catalogue(
         "title": "Brand New",
         "year": None,
         "genres": ["Drama", "Comedy"],
+        "imdb_url": None,  # the store's movies table has no links
+        "tmdb_url": None,
         "score": 1.0,
+        "because": [],  # a store written without reasons
     }
     assert items[1]["title"] == "Interstellar"
 
@@ -173,6 +183,8 @@ def test_cold_start_from_ids_and_titles(client: TestClient) -> None:
         "title": "Matrix, The",
         "year": 1999,
         "genres": ["Action", "Sci-Fi"],
+        "imdb_url": "https://www.imdb.com/title/tt0133093/",
+        "tmdb_url": "https://www.themoviedb.org/movie/603",
     }
     assert ids(body["items"]) == [60, 120, 110]
     assert not {50, 70} & set(ids(body["items"]))
@@ -515,7 +527,7 @@ def test_requests_during_repeated_swaps_never_fail(
     """A real server, client threads hammering it, the store rewritten under them."""
     monkeypatch.setattr(service_app, "STORE_CHECK_INTERVAL_S", 0.0)
     path = tmp_path / "recs.sqlite"
-    users, movie_ids, scores = raw_recommendations(fake, 5)
+    users, movie_ids, scores, _ = raw_recommendations(fake, 5)
 
     def write(version: int) -> None:  # every score of version v is v
         write_store(

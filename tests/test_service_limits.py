@@ -153,9 +153,9 @@ def test_heads_under_the_limit_and_keep_alive_clients_are_unaffected() -> None:
 
 def test_a_slow_answer_is_not_cut_by_the_request_timeout() -> None:
     class Slow(FakeRecommender):
-        def similar(self, item_idx: int, k: int):
+        def similar(self, item_idx: int, k: int, **options: object):
             time.sleep(1.5)
-            return super().similar(item_idx, k)
+            return super().similar(item_idx, k, **options)
 
     with live_server(create_app(Slow()), ServerLimits(request_timeout=0.5)) as url:
         r = httpx.get(f"{url}/v1/movies/50/similar?k=2", timeout=10)

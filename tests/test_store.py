@@ -54,14 +54,15 @@ def test_round_trip_in_rank_order_without_padding(tmp_path: Path, catalog) -> No
     summary = write_store(path, USERS, (MOVIES, SCORES), catalog, meta, False)
     assert (summary.users, summary.rows, summary.k) == (3, 6, 3)
     store = Store.open(path)
-    assert store.get(3, 10) == [(50, pytest.approx(0.9)), (60, 0.5), (70, 0.25)]
-    assert store.get(3, 2) == [(50, pytest.approx(0.9)), (60, 0.5)]
-    assert store.get(1, 10) == [(1, 2.0), (2, -1.5)]  # -1 padding is not stored
-    assert store.get(7, 3) == [(10, 0.0)]
+    assert store.get(3, 10) == [(50, pytest.approx(0.9), ()), (60, 0.5, ()), (70, 0.25, ())]
+    assert store.get(3, 2) == [(50, pytest.approx(0.9), ()), (60, 0.5, ())]
+    assert store.get(1, 10) == [(1, 2.0, ()), (2, -1.5, ())]  # -1 padding is not stored
+    assert store.get(7, 3) == [(10, 0.0, ())]
     assert store.get(2, 10) is None
     assert store.k == 3
     meta = store.meta
     assert meta["run_id"] == "r1" and meta["k"] == 3 and meta["users"] == 3 and meta["rows"] == 6
+    assert meta["version"] == 2
     assert (meta["epochs"], meta["hr"]) == (3, 0.5)
     assert meta["created_at"].startswith("20")
     store.close()
@@ -69,19 +70,22 @@ def test_round_trip_in_rank_order_without_padding(tmp_path: Path, catalog) -> No
 
 def test_recommendations_like_object_and_movies_table(tmp_path: Path) -> None:
     fake = FakeRecommender()
-    users, movie_ids, scores = raw_recommendations(fake, 4)
+    users, movie_ids, scores, because = raw_recommendations(fake, 4)
 
-    class Recs:  # what the lead's batch code hands over: raw movie ids + scores
+    class Recs:  # what batch code hands over: raw movie ids, scores, reasons
         items = movie_ids
         scores = None
+        because = None
 
-    Recs.scores = scores
+    Recs.scores, Recs.because = scores, because
     path = tmp_path / "recs.sqlite"
     write_store(path, users, Recs(), fake.catalog, {}, progress=False)
     store = Store.open(path)
-    for u, row, s in zip(users, movie_ids, scores, strict=True):
+    for u, row, s, b in zip(users, movie_ids, scores, because, strict=True):
         assert store.get(int(u), 4) == [
-            (int(m), pytest.approx(float(x))) for m, x in zip(row, s, strict=True) if m >= 0
+            (int(m), pytest.approx(float(x)), tuple(int(j) for j in why if j >= 0))
+            for m, x, why in zip(row, s, b, strict=True)
+            if m >= 0
         ]
     assert store.movies([70, 120, 999]) == {
         70: ("Matrix, The", 1999, "Action|Sci-Fi"),
@@ -108,8 +112,8 @@ def test_streams_blocks_from_a_generator(tmp_path: Path, catalog) -> None:
     assert consumed == [50] * 6
     assert (summary.users, summary.rows, summary.k) == (301, 905, 5)
     store = Store.open(tmp_path / "s.sqlite")
-    assert store.get(300, 10) == [(3000, 0.5), (3001, 0.5), (3002, 0.5)]
-    assert [m for m, _ in store.get(1000, 10)] == [1, 2, 10, 50, 60]
+    assert store.get(300, 10) == [(3000, 0.5, ()), (3001, 0.5, ()), (3002, 0.5, ())]
+    assert [m for m, _, _ in store.get(1000, 10)] == [1, 2, 10, 50, 60]
 
 
 def test_file_is_self_contained_and_in_rollback_journal_mode(tmp_path: Path, catalog) -> None:
@@ -130,7 +134,7 @@ def test_replacing_removes_stale_side_files_of_the_old_database(tmp_path: Path, 
         Path(f"{path}{suffix}").write_bytes(b"stale")
     write_store_chunks(path, _blocks(2.0), catalog, progress=False)
     assert _files(tmp_path) == ["recs.sqlite"]
-    assert Store.open(path).get(1, 1) == [(10, 2.0)]
+    assert Store.open(path).get(1, 1) == [(10, 2.0, ())]
 
 
 @pytest.mark.parametrize(
@@ -174,7 +178,7 @@ def test_an_interrupted_write_leaves_the_previous_store_intact(tmp_path: Path, c
         write_store_chunks(path, gen(), catalog, progress=False)
     assert _files(tmp_path) == ["recs.sqlite"]
     assert not store.reload_if_changed()
-    assert store.get(1, 1) == [(10, 1.0)]
+    assert store.get(1, 1) == [(10, 1.0, ())]
 
 
 def test_open_missing_store_raises(tmp_path: Path) -> None:
@@ -201,6 +205,11 @@ DAMAGE = [
     ("UPDATE recs SET movie_id = 'x'", "integer ids"),
     ("DELETE FROM recs", "meta says 20 rows but table 'recs' disagrees"),
     ("UPDATE movies SET year = 'nineteen'", "is not (id, title, year, genres)"),
+    ("UPDATE recs SET because = '1,x'", "reasons '1,x' are not comma-separated movie ids"),
+    ("UPDATE recs SET because = X'07'", "are not comma-separated movie ids"),
+    ("UPDATE meta SET value = '1' WHERE key = 'version'", "store version 1; this movierec reads"),
+    ("DELETE FROM meta WHERE key = 'version'", "store version missing"),
+    ("ALTER TABLE recs DROP COLUMN because", "written by an older movierec (store version 1"),
 ]
 
 
@@ -247,13 +256,13 @@ def test_a_damaged_replacement_is_logged_once_and_the_old_store_keeps_serving(
     with caplog.at_level(logging.WARNING, logger="movierec.store"):
         for _ in range(3):
             assert store.reload_if_changed() is False
-    assert store.get(1, 1) == [(10, 1.0)] and store.meta["run_id"] == "old"
+    assert store.get(1, 1) == [(10, 1.0, ())] and store.meta["run_id"] == "old"
     [record] = caplog.records
     line = record.getMessage()
     assert message in line and str(path) in line and "\n" not in line
     write_store_chunks(path, _blocks(2.0), catalog, {"run_id": "new"}, progress=False)
     assert store.reload_if_changed() is True  # a good file after a bad one is taken
-    assert store.get(1, 1) == [(10, 2.0)] and store.meta["run_id"] == "new"
+    assert store.get(1, 1) == [(10, 2.0, ())] and store.meta["run_id"] == "new"
     store.close()
 
 
@@ -261,24 +270,24 @@ def test_reload_follows_a_replacement(tmp_path: Path, catalog) -> None:
     path = tmp_path / "recs.sqlite"
     write_store_chunks(path, _blocks(1.0), catalog, {"run_id": "a"}, progress=False)
     store = Store.open(path)
-    assert store.get(5, 2) == [(50, 1.0), (51, 1.0)]
+    assert store.get(5, 2) == [(50, 1.0, ()), (51, 1.0, ())]
     assert not store.reload_if_changed()
 
     write_store_chunks(path, _blocks(2.0, k=6), catalog, {"run_id": "b"}, progress=False)
     # until it reloads, the store keeps answering from the file it opened (now unlinked)
-    assert store.get(5, 2) == [(50, 1.0), (51, 1.0)]
+    assert store.get(5, 2) == [(50, 1.0, ()), (51, 1.0, ())]
     assert store.reload_if_changed(min_interval=3600) is False  # checked just now: throttled
     assert store.reload_if_changed()
-    assert store.get(5, 2) == [(50, 2.0), (51, 2.0)]
+    assert store.get(5, 2) == [(50, 2.0, ()), (51, 2.0, ())]
     assert (store.meta["run_id"], store.k) == ("b", 6)
     assert not store.reload_if_changed()
 
     path.unlink()  # a store that disappears: keep serving the last one
     assert not store.reload_if_changed()
-    assert store.get(5, 1) == [(50, 2.0)]
+    assert store.get(5, 1) == [(50, 2.0, ())]
     path.write_bytes(b"not a database")  # nor is a broken file picked up
     assert not store.reload_if_changed()
-    assert store.get(5, 1) == [(50, 2.0)]
+    assert store.get(5, 1) == [(50, 2.0, ())]
     store.close()
 
 
@@ -297,8 +306,10 @@ def test_concurrent_readers_see_old_or_new_data_never_an_error(tmp_path: Path, c
                 u = u % 200 + 1
                 store.reload_if_changed()
                 rows = store.get(u, 4)
-                assert rows is not None and [m for m, _ in rows] == [u * 10 + j for j in range(4)]
-                versions = {s for _, s in rows}
+                assert rows is not None and [m for m, _, _ in rows] == [
+                    u * 10 + j for j in range(4)
+                ]
+                versions = {s for _, s, _ in rows}
                 assert len(versions) == 1  # one store per answer, never a mix
                 seen[slot] |= versions
         except BaseException as exc:  # reported below
@@ -313,8 +324,8 @@ def test_concurrent_readers_see_old_or_new_data_never_an_error(tmp_path: Path, c
     for t in threads:
         t.join(timeout=30)
     assert errors == []
-    assert store.reload_if_changed() or store.get(1, 1) == [(10, 7.0)]
-    assert store.get(1, 1) == [(10, 7.0)]
+    assert store.reload_if_changed() or store.get(1, 1) == [(10, 7.0, ())]
+    assert store.get(1, 1) == [(10, 7.0, ())]
     versions = set().union(*seen)
     assert versions <= {float(v) for v in range(8)} and len(versions) >= 2, versions
     store.close()
@@ -323,5 +334,53 @@ def test_concurrent_readers_see_old_or_new_data_never_an_error(tmp_path: Path, c
 def test_store_written_from_the_fake_matches_the_model(tmp_path: Path) -> None:
     fake = FakeRecommender()
     store = Store.open(make_store(tmp_path / "recs.sqlite", fake, k=3))
-    assert [m for m, _ in store.get(1, 3)] == [60, 50, 90]
-    assert [m for m, _ in store.get(2, 3)] == [60, 120, 110]
+    assert [m for m, _, _ in store.get(1, 3)] == [60, 50, 90]
+    assert [m for m, _, _ in store.get(2, 3)] == [60, 120, 110]
+
+
+def test_reasons_round_trip_and_survive_a_merge(tmp_path: Path, catalog) -> None:
+    from movierec.store import merge_stores
+
+    because = np.array(
+        [
+            [[1, 2, 10], [1, -1, -1], [-1, -1, -1]],
+            [[70, 50, -1], [-1, -1, -1], [-1, -1, -1]],
+            [[2, -1, -1], [-1, -1, -1], [-1, -1, -1]],
+        ]
+    )
+    path = tmp_path / "recs.sqlite"
+    write_store(path, USERS, (MOVIES, SCORES, because), catalog, progress=False)
+    store = Store.open(path)
+    assert store.get(3, 10) == [
+        (50, pytest.approx(0.9), (1, 2, 10)),
+        (60, 0.5, (1,)),
+        (70, 0.25, ()),
+    ]
+    assert store.get(1, 1) == [(1, 2.0, (70, 50))]
+    with sqlite3.connect(path) as conn:
+        cells = [b for (b,) in conn.execute("SELECT because FROM recs WHERE user_id = 3")]
+    assert cells == ["1,2,10", "1", ""]
+    other = write_store(tmp_path / "b", np.array([9]), (MOVIES[:1], SCORES[:1]), catalog, {}, False)
+    merged = merge_stores(tmp_path / "m.sqlite", [path, other.path])
+    both = Store.open(merged.path)
+    assert both.get(7, 5) == [(10, 0.0, (2,))] and both.get(9, 1) == [(50, pytest.approx(0.9), ())]
+    assert both.meta["version"] == 2
+
+
+def test_a_version_1_store_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(
+            "CREATE TABLE recs (user_id INTEGER, rank INTEGER, movie_id INTEGER, score REAL,"
+            " PRIMARY KEY (user_id, rank)) WITHOUT ROWID;"
+            "CREATE TABLE movies (id INTEGER PRIMARY KEY, title TEXT, year INTEGER, genres TEXT);"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+            "INSERT INTO recs VALUES (1, 1, 10, 0.5);"
+            "INSERT INTO meta VALUES ('k', '1'), ('users', '1'), ('rows', '1');"
+        )
+    with pytest.raises(StoreError) as caught:
+        Store.open(path)
+    assert str(caught.value) == (
+        f"{path}: written by an older movierec (store version 1, no reasons); "
+        "write it again with `movierec batch`"
+    )

@@ -47,6 +47,15 @@ def test_files_look_like_ml25m(small: Path) -> None:
     assert not any(line.count('"') and ", The" not in line for line in text.splitlines())
 
 
+def test_links_like_ml25m(small: Path) -> None:
+    lines = (small / "links.csv").read_text().splitlines()
+    assert lines[0] == "movieId,imdbId,tmdbId"
+    assert all(re.fullmatch(r"\d+,\d{7,},\d*", line) for line in lines[1:])
+    c = load(small)[0].catalog
+    assert (c.imdb_ids > 0).all() and len(np.unique(c.imdb_ids)) == len(c)
+    assert 0 < (c.tmdb_ids < 0).sum() < 0.05 * len(c)  # a few empty, as in MovieLens
+
+
 def test_sorted_by_user_then_movie(small: Path) -> None:
     raw = np.loadtxt(
         small / "ratings.csv", delimiter=",", skiprows=1, usecols=(0, 1), dtype=np.int64

@@ -98,18 +98,40 @@ class Interactions:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Movie metadata aligned with the item index: row i describes item index i."""
+    """Movie metadata aligned with the item index: row i describes item index i.
+
+    ``imdb_ids`` / ``tmdb_ids``: the movie's IMDb number (``tt0114709`` is 114709) and TMDB
+    id, -1 where unknown; omitted, every one is unknown.
+    """
 
     movie_ids: np.ndarray  # int64 raw MovieLens ids
     titles: np.ndarray  # object array of str, title without the "(year)" suffix
     years: np.ndarray  # int16, 0 where the title carries no year
     genres: np.ndarray  # object array of str, "Action|Comedy" ("" when none listed)
+    imdb_ids: np.ndarray = None  # type: ignore[assignment]  # int64, -1 where unknown
+    tmdb_ids: np.ndarray = None  # type: ignore[assignment]  # int64, -1 where unknown
+
+    def __post_init__(self) -> None:
+        for name in ("imdb_ids", "tmdb_ids"):
+            value = getattr(self, name)
+            ids = np.full(len(self), -1) if value is None else value
+            ids = np.asarray(ids, dtype=np.int64)
+            if ids.shape != (len(self),):
+                raise ValueError(f"Catalog.{name} must hold one id per movie")
+            object.__setattr__(self, name, ids)
 
     def __len__(self) -> int:
         return int(self.movie_ids.size)
 
     def subset(self, rows: np.ndarray) -> Catalog:
-        return Catalog(self.movie_ids[rows], self.titles[rows], self.years[rows], self.genres[rows])
+        return Catalog(
+            self.movie_ids[rows],
+            self.titles[rows],
+            self.years[rows],
+            self.genres[rows],
+            self.imdb_ids[rows],
+            self.tmdb_ids[rows],
+        )
 
     def display_title(self, i: int) -> str:
         y = int(self.years[i])

@@ -1,9 +1,12 @@
 """What a movie and a leaderboard look like, for every reader: one movie object (the HTTP
 API's ``Movie``, the CLI's ``--json`` rows), and the Rich tables the CLI prints.
 
-A movie object is ``{"movie_id", "title", "year", "genres"}`` (year ``None`` when the title
-has none, genres a list), plus ``"score"`` (``None`` when not finite) in a ranked list or
-``"timestamp"`` (seconds since the epoch) in a history.
+A movie object is ``{"movie_id", "title", "year", "genres", "imdb_url", "tmdb_url"}`` (year
+``None`` when the title has none, genres a list, a URL ``None`` when the catalogue has no
+IMDb / TMDB id), plus ``"score"`` (``None`` when not finite) in a ranked list or
+``"timestamp"`` (seconds since the epoch) in a history. A recommendation asked with its
+reasons also has ``"because"``: ``[{"movie_id", "title"}]``, the user's own movies behind
+it, most first (``movierec.explain``).
 """
 
 from __future__ import annotations
@@ -30,14 +33,29 @@ if TYPE_CHECKING:
 NO_GENRES = "(no genres listed)"
 
 
-def movie(movie_id: int, title: str, year: int, genres: str) -> dict[str, Any]:
-    """One movie object from catalogue fields (``year`` 0: none; genres ``"A|B"``)."""
+IMDB_URL = "https://www.imdb.com/title/tt{:07d}/"
+TMDB_URL = "https://www.themoviedb.org/movie/{}"
+
+
+def movie(
+    movie_id: int, title: str, year: int, genres: str, imdb_id: int = -1, tmdb_id: int = -1
+) -> dict[str, Any]:
+    """One movie object from catalogue fields (``year`` 0: none; genres ``"A|B"``; an IMDb
+    or TMDB id -1: unknown, its URL ``None``)."""
     return {
         "movie_id": int(movie_id),
         "title": str(title),
         "year": int(year) or None,
         "genres": [g for g in str(genres).split("|") if g and g != NO_GENRES],
+        "imdb_url": IMDB_URL.format(int(imdb_id)) if imdb_id >= 0 else None,
+        "tmdb_url": TMDB_URL.format(int(tmdb_id)) if tmdb_id >= 0 else None,
     }
+
+
+def reason(movie: dict[str, Any]) -> dict[str, Any]:
+    """A movie object named as a reason: ``{"movie_id", "title"}`` (title with its year)."""
+    year = f" ({movie['year']})" if movie["year"] else ""
+    return {"movie_id": movie["movie_id"], "title": f"{movie['title']}{year}"}
 
 
 def finite(x: float) -> float | None:
@@ -61,20 +79,37 @@ class MovieRows:
         if found is None:
             c = self.catalog
             found = self._movies[idx] = movie(
-                c.movie_ids[idx], c.titles[idx], c.years[idx], c.genres[idx]
+                c.movie_ids[idx],
+                c.titles[idx],
+                c.years[idx],
+                c.genres[idx],
+                c.imdb_ids[idx],
+                c.tmdb_ids[idx],
             )
         return found
 
     def movies(self, items: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         return [self.movie(int(i)) for i in items]
 
-    def scored(self, items: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-        """One row of a ``Recommendations`` (index space), padding (-1) dropped."""
-        return [
+    def scored(
+        self, items: np.ndarray, scores: np.ndarray, because: np.ndarray | None = None
+    ) -> list[dict[str, Any]]:
+        """One row of a ``Recommendations`` (index space), padding (-1) dropped; with its
+        ``because`` row (k, n), each movie carries its reasons."""
+        rows = [
             {**self.movie(i), "score": finite(s)}
             for i, s in zip(np.asarray(items).tolist(), np.asarray(scores).tolist(), strict=True)
             if i >= 0
         ]
+        if because is not None:
+            kept = np.asarray(because)[np.asarray(items) >= 0].tolist()
+            for row, reasons in zip(rows, kept, strict=True):
+                row["because"] = [self.reason(j) for j in reasons if j >= 0]
+        return rows
+
+    def reason(self, idx: int) -> dict[str, Any]:
+        """A movie named as a reason: ``{"movie_id", "title"}`` (title with its year)."""
+        return reason(self.movie(idx))
 
     def watched(self, items: np.ndarray, timestamps: np.ndarray) -> list[dict[str, Any]]:
         """A user's history (index space) with when each movie was rated."""
@@ -89,20 +124,40 @@ class MovieRows:
 # --------------------------------------------------------------------------- tables
 
 Column = Literal["score", "date", "year"]
+BECAUSE_MAX = 24  # characters of the reasons' column: one line, cut with "…" (80 columns)
 
 
-def movie_table(title: str, rows: Sequence[dict[str, Any]], column: Column) -> Table:
+def movie_table(
+    title: str, rows: Sequence[dict[str, Any]], column: Column, because: str | None = None
+) -> Table:
     """Numbered movie objects with their genres and one more column: the score, the date
-    watched (from ``timestamp``) or the year."""
+    watched (from ``timestamp``) or the year; with ``because`` (its heading, e.g. "because
+    you watched"), a last column of each row's reasons, cut to one line ("…") so that the
+    table stays readable in 80 columns."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("movie")
     table.add_column("genres")
     table.add_column(column, justify="right")
+    if because:
+        table.add_column(because, no_wrap=True)
     for n, row in enumerate(rows, 1):
         year = f" ({row['year']})" if row["year"] else ""
-        table.add_row(str(n), f"{row['title']}{year}", ", ".join(row["genres"]), _cell(row, column))
+        cells = [str(n), f"{row['title']}{year}", ", ".join(row["genres"]), _cell(row, column)]
+        if because:
+            cells.append(shortened("; ".join(_no_year(r["title"]) for r in row.get("because", ()))))
+        table.add_row(*cells)
     return table
+
+
+def shortened(text: str, width: int = BECAUSE_MAX) -> str:
+    """``text`` cut to ``width`` characters, the last one "…" where anything was cut."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _no_year(title: str) -> str:
+    """A reason's title without its " (1995)": the row's own movie carries the year."""
+    return title[:-7] if len(title) > 7 and title[-7:-5] == " (" and title[-1] == ")" else title
 
 
 def _cell(row: dict[str, Any], column: Column) -> str:

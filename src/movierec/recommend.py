@@ -6,51 +6,34 @@ input is formed from everything they watched (train, validation and test), which
 what is excluded; a new person is the model's ``score_new_user`` of their liked list;
 similar movies are the nearest items by cosine over the model's ``item_vectors()``.
 
-Batch for every user in several processes (``write_batch`` with ``devices`` > 1): the users
-are split into ``devices`` contiguous ranges (in user index order; the first ``n % devices``
-ranges one user longer). The calling process is rank 0 and scores the first range; ranks
-1..N-1 are worker processes started with ``multiprocessing``'s spawn (never fork: a forked
-child of a process that already ran torch's OpenMP thread pool can hang), each loading the
-run itself. Each rank writes its part as a complete store (and
-Parquet file) to a hidden temporary file in the output's directory; when every part is
-done, rank 0 merges them in rank order into one store (``store.merge_stores``: built
-beside the output, renamed over it) and one Parquet file, then deletes the parts. Any
-failure deletes the parts and leaves the previous output untouched. On CPU, each process
-gets ``cores // devices`` torch threads.
+Request-time ``filters.Filters`` (genres, years, movies to leave out) become one mask per
+call, applied as ``-inf`` before ``top_k``. ``because=True`` adds, per recommendation, the
+input movies behind it (``movierec.explain``): a known user's latest ``explain.INPUTS``
+watched movies, or the liked list. Every user into a store: ``movierec.batch``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import multiprocessing
-import os
 import threading
-import time
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import scipy.sparse as sp
 import torch
 
-from movierec import atomic
+from movierec import explain
 from movierec.artifacts import Run, load_run
 from movierec.data import Catalog, IdMap
-from movierec.errors import ParameterError
+from movierec.filters import Filters
 from movierec.foldin import FoldInConfig
 from movierec.models import TorchScorer, inputs_for
 from movierec.split import concat
 from movierec.titles import MovieMatch, TitleIndex
 from movierec.topk import Recommendations, top_k
-from movierec.training.ranks import piece  # the split DDP ranks take of a step's examples
-from movierec.training.runtime import available_cores, threads_per_rank
 
 
 @dataclass
@@ -70,6 +53,15 @@ class History:
     def of(self, user: int) -> tuple[np.ndarray, np.ndarray]:
         s, e = self.indptr[user], self.indptr[user + 1]
         return self.items[s:e], self.timestamps[s:e]
+
+    def latest(self, users: np.ndarray, m: int) -> np.ndarray:
+        """(B, m) int64: each user's latest ``m`` items, latest first, -1 padded."""
+        users = np.asarray(users, dtype=np.int64)
+        at = self.indptr[users][:, None] + np.arange(m, dtype=np.int64)[None, :]
+        ok = at < self.indptr[users + 1][:, None]
+        if not self.items.size:
+            return np.full(at.shape, -1, dtype=np.int64)
+        return np.where(ok, self.items[np.minimum(at, self.items.size - 1)], -1).astype(np.int64)
 
 
 class Recommender:
@@ -119,23 +111,46 @@ class Recommender:
         }
 
     def for_users(
-        self, user_idx: np.ndarray, k: int, *, exclude_seen: bool = True
+        self,
+        user_idx: np.ndarray,
+        k: int,
+        *,
+        exclude_seen: bool = True,
+        filters: Filters | None = None,
+        because: bool = False,
     ) -> Recommendations:
+        """Top ``k`` for known users (B,), what they watched excluded; ``filters`` decide
+        what may be recommended; ``because`` adds each item's reasons from their latest
+        ``explain.INPUTS`` watched movies."""
         user_idx = np.asarray(user_idx, dtype=np.int64)
-        scores = self.run.model.score_all(user_idx)
-        return top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        scores = self._allowed(self.run.model.score_all(user_idx), filters)
+        rec = top_k(scores, k, self.seen[user_idx] if exclude_seen else None)
+        if not because:
+            return rec
+        return self._because(rec, self.timeline.latest(user_idx, explain.INPUTS))
 
-    def for_liked(self, item_idx: np.ndarray, k: int) -> Recommendations:
-        """Cold start from movies a person likes, most important first."""
+    def for_liked(
+        self,
+        item_idx: np.ndarray,
+        k: int,
+        *,
+        filters: Filters | None = None,
+        because: bool = False,
+    ) -> Recommendations:
+        """Cold start from movies a person likes, most important first; ``because`` gives
+        the liked movies behind each item."""
         given = np.asarray(item_idx, dtype=np.int64)
         liked = given[np.sort(np.unique(given, return_index=True)[1])]  # first mention kept
         # reads the shared model and writes nothing (protocol.Model): safe across threads
         scores = self.model.score_new_user(torch.as_tensor(liked), self.fold)
         scores = scores.float().cpu().numpy()[None, :]
         scores[0, liked] = -np.inf  # never recommend what the person named
-        return top_k(scores, k)
+        rec = top_k(self._allowed(scores, filters), k)
+        if not because:
+            return rec
+        return self._because(rec, liked[None, : explain.INPUTS])
 
-    def similar(self, item_idx: int, k: int) -> Recommendations:
+    def similar(self, item_idx: int, k: int, *, filters: Filters | None = None) -> Recommendations:
         if self._item_vectors is None:
             with self._lock:  # built once, by the first request that needs them
                 if self._item_vectors is None:
@@ -143,7 +158,17 @@ class Recommender:
         v = self._item_vectors
         scores = (v @ v[item_idx])[None, :]
         scores[0, item_idx] = -np.inf  # not the movie itself
-        return top_k(scores, k)
+        return top_k(self._allowed(scores, filters), k)
+
+    def _allowed(self, scores: np.ndarray, filters: Filters | None) -> np.ndarray:
+        """``scores`` (B, n_items) with what ``filters`` drop set to -inf (in place)."""
+        if filters is not None and filters.active:
+            scores[:, ~filters.allowed(self.catalog, self.items)] = -np.inf
+        return scores
+
+    def _because(self, rec: Recommendations, inputs: np.ndarray) -> Recommendations:
+        reasons = explain.because(self.model, inputs, rec.items, self.run.model.device)
+        return dataclasses.replace(rec, because=reasons)
 
     def history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
         return self.timeline.of(user_idx)
@@ -153,169 +178,3 @@ class Recommender:
 
     def search(self, q: str, limit: int) -> np.ndarray:
         return self.titles.search(q, limit)
-
-
-Block = tuple[np.ndarray, np.ndarray, np.ndarray]  # raw user ids, raw movie ids (B, k), scores
-
-
-def batch_blocks(
-    r: Recommender, k: int, chunk: int = 2048, users: range | None = None
-) -> Iterator[Block]:
-    """Every user's (or the ``users`` range's) top-k unseen movies over the full catalogue,
-    ``chunk`` users at a time, in raw ids (-1 where a user has fewer than k unseen movies)."""
-    span = range(len(r.users)) if users is None else users
-    for start in range(span.start, span.stop, chunk):
-        users = np.arange(start, min(start + chunk, span.stop))
-        rec = r.for_users(users, k)
-        movies = np.where(rec.items >= 0, r.items.raw[np.maximum(rec.items, 0)], -1)
-        yield r.users.raw[users], movies, rec.scores
-
-
-def write_parquet(path: str | Path, blocks: Iterable[Block]) -> Iterator[Block]:
-    """Pass ``blocks`` through, writing them as rows (user_id, rank, movie_id, score) to a
-    Parquet file that appears (atomically renamed) only once every block was written."""
-    schema = pa.schema(
-        [
-            ("user_id", pa.int64()),
-            ("rank", pa.int16()),
-            ("movie_id", pa.int64()),
-            ("score", pa.float32()),
-        ]
-    )
-    with atomic.replacing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for users, movies, scores in blocks:
-            keep = movies >= 0
-            rank = np.broadcast_to(np.arange(1, movies.shape[1] + 1), movies.shape)
-            writer.write_table(
-                pa.table(
-                    {
-                        "user_id": np.repeat(users, keep.sum(axis=1)),
-                        "rank": rank[keep].astype(np.int16),
-                        "movie_id": movies[keep],
-                        "score": scores[keep].astype(np.float32),
-                    },
-                    schema=schema,
-                )
-            )
-            yield users, movies, scores
-
-
-def merge_parquet(path: str | Path, parts: Sequence[str | Path]) -> Path:
-    """Concatenate Parquet ``parts`` (same schema) in order into ``path``, which appears
-    (atomically renamed) only once complete."""
-    path = Path(path)
-    schema = pq.ParquetFile(parts[0]).schema_arrow
-    with atomic.replacing(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for part in parts:
-            f = pq.ParquetFile(part)
-            for g in range(f.num_row_groups):
-                writer.write_table(f.read_row_group(g))
-    return path
-
-
-def user_ranges(n_users: int, parts: int) -> list[range]:
-    """``parts`` contiguous ranges covering ``range(n_users)`` in order; the first
-    ``n_users % parts`` are one user longer."""
-    starts, sizes = piece(n_users, parts, np.arange(parts))
-    return [range(int(a), int(a + n)) for a, n in zip(starts, sizes, strict=True)]
-
-
-@dataclass(frozen=True)
-class BatchPart:
-    """One rank's share of a batch job: score ``users`` of ``run`` into ``store``."""
-
-    run: str
-    users: range
-    k: int
-    chunk: int
-    store: Path
-    parquet: Path | None
-    meta: dict[str, Any]
-    threads: int | None = None  # torch threads in this process (None: leave as is)
-    device: str = "cpu"  # where this rank scores: "cpu" or its own "cuda:R"
-
-
-def score_part(part: BatchPart, r: Recommender | None = None, progress: bool = False) -> None:
-    """Write ``part``'s store (and Parquet file); a worker loads the run itself."""
-    from movierec.store import write_store_chunks
-
-    if part.threads is not None:
-        torch.set_num_threads(part.threads)
-    r = Recommender.load(part.run, device=part.device) if r is None else r
-    blocks = batch_blocks(r, part.k, part.chunk, part.users)
-    if part.parquet is not None:
-        blocks = write_parquet(part.parquet, blocks)
-    write_store_chunks(
-        part.store, blocks, r.catalog, part.meta, progress=progress, total_users=len(part.users)
-    )
-
-
-def write_batch(
-    r: Recommender,
-    out: str | Path,
-    k: int,
-    meta: dict[str, Any],
-    *,
-    chunk: int = 2048,
-    parquet: str | Path | None = None,
-    devices: int = 1,
-    progress: bool = True,
-):
-    """Every user's top-k into the store ``out`` (and ``parquet``), scored by ``devices``
-    processes (see the module docstring); returns the ``store.StoreSummary``."""
-    from movierec.store import merge_stores, write_store_chunks
-
-    if devices < 1:
-        raise ParameterError(f"--devices must be at least 1, got {devices}")
-    out = Path(out)
-    parts = min(devices, max(1, len(r.users)))
-    if parts == 1:
-        blocks = batch_blocks(r, k, chunk)
-        if parquet is not None:
-            blocks = write_parquet(parquet, blocks)
-        return write_store_chunks(
-            out, blocks, r.catalog, meta, progress=progress, total_users=len(r.users)
-        )
-    started = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    threads = threads_per_rank(available_cores(), parts)
-    on_gpu = r.run.model.device.type == "cuda"
-    if on_gpu and parts > torch.cuda.device_count():
-        raise ParameterError(
-            f"--devices {parts}: this machine has {torch.cuda.device_count()} GPU(s)"
-        )
-    jobs = [
-        BatchPart(
-            run=str(r.run.path),
-            users=users,
-            k=k,
-            chunk=chunk,
-            store=out.with_name(f".{out.name}.{tag}.part{rank}"),
-            parquet=None if parquet is None else out.with_name(f".{out.name}.{tag}.part{rank}.pq"),
-            meta=meta,
-            threads=threads,
-            device=f"cuda:{rank}" if on_gpu else "cpu",
-        )
-        for rank, users in enumerate(user_ranges(len(r.users), parts))
-    ]
-    context = multiprocessing.get_context("spawn")
-    before = torch.get_num_threads()
-    try:
-        with ProcessPoolExecutor(parts - 1, mp_context=context) as pool:
-            workers = [pool.submit(score_part, job) for job in jobs[1:]]
-            try:
-                score_part(jobs[0], r, progress=progress)
-            finally:
-                torch.set_num_threads(before)
-            for w in workers:
-                w.result()  # re-raises a worker's error
-        if parquet is not None:
-            merge_parquet(parquet, [job.parquet for job in jobs if job.parquet is not None])
-        summary = merge_stores(out, [job.store for job in jobs], meta)
-        return dataclasses.replace(summary, seconds=time.perf_counter() - started)
-    finally:
-        for job in jobs:
-            for f in (job.store, job.parquet):
-                if f is not None:
-                    f.unlink(missing_ok=True)

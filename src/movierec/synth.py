@@ -1,9 +1,10 @@
 """A synthetic data set shaped like MovieLens 25M, for speed and memory benchmarks.
 
-``synth(out_dir, scale)`` writes ``ratings.csv`` and ``movies.csv`` in the ML-25M format
-(sorted by user, then movie; titles quoted where they hold commas and ending in
-``(YYYY)``). At scale 1: 162,541 users, 62,423 movies, about 22.6M ratings; users scale
-linearly, movies with the square root of the scale.
+``synth(out_dir, scale)`` writes ``ratings.csv``, ``movies.csv`` and ``links.csv`` in the
+ML-25M format (sorted by user, then movie; titles quoted where they hold commas and ending
+in ``(YYYY)``; IMDb ids zero-padded to 7 digits, a few TMDB ids empty: made-up numbers, so
+the links lead to unrelated pages). At scale 1: 162,541 users, 62,423 movies, about 22.6M
+ratings; users scale linearly, movies with the square root of the scale.
 
 Shape: release years 1900-2019 with a third of the catalogue from 2010 on; Zipf-like
 movie popularity, four times weaker for 2010+ movies (so about one rating in eight is of
@@ -85,7 +86,8 @@ class _Users:
 def synth(
     out_dir: str | Path, scale: float = 1.0, seed: int = 0, *, clusters: int = 24
 ) -> SynthSummary:
-    """Write ``ratings.csv`` and ``movies.csv`` into ``out_dir``; see the module docstring."""
+    """Write ``ratings.csv``, ``movies.csv`` and ``links.csv`` into ``out_dir``; see the
+    module docstring."""
     if not scale > 0:
         raise ParameterError(f"scale must be positive, got {scale}")
     if clusters < 2:
@@ -115,6 +117,7 @@ def synth(
     n_rows = ratings.num_rows
     del ratings
     _write_movies(rng, movies, clusters, out / "movies.csv")
+    _write_links(rng, movies.ids, out / "links.csv")
     return SynthSummary(out, n_rows, n_users, n_movies)
 
 
@@ -271,6 +274,18 @@ def _write_movies(rng: np.random.Generator, movies: _Movies, clusters: int, path
             (m, f"{_WORDS[w]} {_NOUNS[k]} {m}{', The' if a else ''} ({y})", g)
             for w, k, a, m, y, g in rows
         )
+
+
+def _write_links(rng: np.random.Generator, ids: np.ndarray, path: Path) -> None:
+    """``links.csv``: distinct IMDb numbers as 7 digits with leading zeros, one TMDB id in a
+    hundred left empty (as in MovieLens)."""
+    n = len(ids)
+    imdb = np.sort(rng.choice(np.arange(1, 10 * n + 10_000), size=n, replace=False))
+    tmdb = rng.permutation(np.arange(1, n + 1)) * 7
+    tmdb_text = np.where(rng.random(n) < 0.01, "", tmdb.astype(str))
+    with atomic.replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write("movieId,imdbId,tmdbId\n")
+        f.writelines(f"{m},{i:07d},{t}\n" for m, i, t in zip(ids, imdb, tmdb_text, strict=True))
 
 
 def _write_ratings(table: pa.Table, path: Path) -> None:

@@ -8,13 +8,21 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+BECAUSE = 3  # input movies given as the reasons for each recommendation (at most)
+
 
 @dataclass(frozen=True)
 class Recommendations:
-    """Top-k per row, in index space. ``items`` is -1 (score -inf) where fewer than k remain."""
+    """Top-k per row, in index space. ``items`` is -1 (score -inf) where fewer than k remain.
+
+    ``because`` (when asked for) holds, per recommendation, the item indices of the input
+    (a user's history or a liked list) that contribute most to it, best first, -1 padded
+    (``movierec.explain``).
+    """
 
     items: np.ndarray  # (B, k) int32
     scores: np.ndarray  # (B, k) float32
+    because: np.ndarray | None = None  # (B, k, BECAUSE) int32, -1 padded
 
 
 def exclude(scores: np.ndarray, rows: sp.csr_matrix) -> np.ndarray:

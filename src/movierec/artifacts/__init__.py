@@ -8,11 +8,13 @@ Layout (every file but ``manifest.json`` and ``checkpoints/`` is listed in the m
                                 training summary
       model.safetensors         model weights (state_dict, float32)
       users.npy  items.npy      IdMap.raw: raw MovieLens ids of user / item index i (int64)
-      catalog.parquet           movie_id, title, year, genres, aligned with the item index
+      catalog.parquet           movie_id, title, year, genres, imdb_id, tmdb_id (-1: unknown;
+                                absent in older runs), aligned with the item index
       interactions.safetensors  users, items (int32), timestamps (int64), ratings (float32),
                                 part (uint8: 0 train, 1 validation, 2 test), split order kept
       train_log.csv             one row per training epoch
       metrics.json              evaluation results (optional, written by save_metrics)
+      report.html               the run's report (optional; ``movierec serve`` shows it at /report)
       checkpoints/last.ckpt     training state for --resume (not part of the artifact),
       checkpoints/last.ckpt.sha256   and its digest (movierec.checkpoint)
 
@@ -60,6 +62,7 @@ from movierec.artifacts.layout import (
     MANIFEST,
     METRICS,
     PARTS,
+    REPORT,
     REQUIRED,
     USERS,
     VERSION,
@@ -81,6 +84,7 @@ __all__ = [
     "MANIFEST",
     "METRICS",
     "PARTS",
+    "REPORT",
     "REQUIRED",
     "USERS",
     "VERSION",

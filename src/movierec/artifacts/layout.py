@@ -23,6 +23,7 @@ ITEMS = "items.npy"
 CATALOG = "catalog.parquet"
 INTERACTIONS = "interactions.safetensors"
 METRICS = "metrics.json"
+REPORT = "report.html"  # the run's report (optional; served at /report)
 REQUIRED = (CONFIG, WEIGHTS, USERS, ITEMS, CATALOG, INTERACTIONS)
 PARTS = ("train", "validation", "test")
 CHECKPOINTS = CHECKPOINT.parts[0]  # the directory carried from run to run, not in the manifest

@@ -130,12 +130,19 @@ def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
 
 
 def _read_catalog(path: Path) -> Catalog:
+    """catalog.parquet; runs written before the link columns existed have every id unknown."""
     t = pq.read_table(path)
+    links = {
+        name: t.column(name).to_numpy().astype(np.int64) if name in t.column_names else None
+        for name in ("imdb_id", "tmdb_id")
+    }
     return Catalog(
         movie_ids=t.column("movie_id").to_numpy().astype(np.int64),
         titles=np.array(t.column("title").to_pylist(), dtype=object),
         years=t.column("year").to_numpy().astype(np.int16),
         genres=np.array(t.column("genres").to_pylist(), dtype=object),
+        imdb_ids=links["imdb_id"],
+        tmdb_ids=links["tmdb_id"],
     )
 
 

@@ -134,6 +134,8 @@ def _write_catalog(path: Path, c: Catalog) -> None:
             "title": pa.array([str(t) for t in c.titles], pa.string()),
             "year": pa.array(c.years, pa.int16()),
             "genres": pa.array([str(g) for g in c.genres], pa.string()),
+            "imdb_id": pa.array(c.imdb_ids, pa.int64()),
+            "tmdb_id": pa.array(c.tmdb_ids, pa.int64()),
         }
     )
     pq.write_table(table, path)

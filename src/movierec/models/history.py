@@ -123,16 +123,21 @@ class HistoryModel(nn.Module):
         return cls(c.n_users, c.n_items, c.factors, c.length or HISTORY_LEN)
 
     # -- the user side
-    def user_vectors_from_items(self, hist: torch.Tensor) -> torch.Tensor:
-        """``hist`` (..., m) item ids, most recent / most important first, ``n_items`` (or any
-        id outside [0, n_items)) as padding -> user vectors (..., d). Columns past L are
-        dropped; an all-padding row gives the zero vector (score = item bias)."""
+    def input_weights(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hist`` (..., m) item ids, most recent / most important first, ``n_items`` (or
+        any id outside [0, n_items)) as padding -> (the first L columns' input embeddings
+        (..., L', d), their normalised weights w_k (..., L'), 0 at padding)."""
         hist = hist[..., : self.L]
         mask = (hist >= 0) & (hist < self.n_items)
         emb = self.item_in(torch.where(mask, hist, self.pad))
         logits = self.position_logits[: hist.shape[-1]]
         w = torch.exp(logits - logits.max()) * mask  # stable; exact after normalisation
-        w = w / w.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        return emb, w / w.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+    def user_vectors_from_items(self, hist: torch.Tensor) -> torch.Tensor:
+        """``hist`` as ``input_weights`` reads it -> user vectors (..., d). Columns past L
+        are dropped; an all-padding row gives the zero vector (score = item bias)."""
+        emb, w = self.input_weights(hist)
         return (w.unsqueeze(-1) * emb).sum(dim=-2)
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
@@ -185,6 +190,20 @@ class HistoryModel(nn.Module):
     def score_new_user(self, liked: torch.Tensor, fold: FoldInConfig) -> torch.Tensor:
         """The liked list is the history: one forward pass (``fold`` is not needed)."""
         return self.score_items_for_history(torch.as_tensor(liked).reshape(1, -1))[0]
+
+    @torch.no_grad()
+    def explain(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Each input's exact share of the score: ``w_k * E[h_k] . Q_i`` (the shares and
+        the item bias sum to ``score(u, i)``); ``-inf`` at padding and past column L,
+        which the model does not read."""
+        inputs = inputs.long()
+        emb, w = self.input_weights(inputs)  # (B, L', d), (B, L')
+        share = self.item_out(items.long().clamp(0, self.n_items - 1)) @ emb.transpose(1, 2)
+        share = share * w[:, None, :]
+        read = (inputs[:, : self.L] >= 0) & (inputs[:, : self.L] < self.n_items)
+        out = torch.full((*items.shape, inputs.shape[1]), -torch.inf, device=share.device)
+        out[..., : share.shape[-1]] = share.masked_fill(~read[:, None, :], -torch.inf)
+        return out
 
     @torch.no_grad()
     def item_vectors(self) -> torch.Tensor:

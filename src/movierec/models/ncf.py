@@ -27,7 +27,7 @@ from torch import nn
 from movierec import foldin, fused
 from movierec.data import Interactions
 from movierec.models.layers import Factors, Tower
-from movierec.models.protocol import UserInput, check_index_spaces
+from movierec.models.protocol import UserInput, check_index_spaces, cosine_contributions
 from movierec.models.scoring import CHUNK_ROWS, Bounded
 
 if TYPE_CHECKING:
@@ -70,10 +70,21 @@ class IdModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
+    def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``item_vectors()`` of ``ids`` only: (..., D) unit rows."""
+        parts = [F.normalize(t.detach().float()[ids], dim=-1) for t in self.item_tables()]
+        return F.normalize(torch.cat(parts, dim=-1), dim=-1)
+
     def item_vectors(self) -> torch.Tensor:
         """Every item table, each row normalised, side by side, normalised again."""
-        parts = [F.normalize(t.detach().float(), dim=1) for t in self.item_tables()]
-        return F.normalize(torch.cat(parts, dim=1), dim=1)
+        return self.item_rows(torch.arange(self.n_items, device=self.predict.weight.device))
+
+    @torch.no_grad()
+    def explain(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The cosine of ``item_vectors`` between each input item and each target: a user
+        is an id here, so no input movie has an exact share of the score; the movies they
+        watched that are most like the recommended one are the honest reason."""
+        return cosine_contributions(self.item_rows, self.n_items, inputs, items)
 
 
 def _logit(predict: nn.Linear, h: torch.Tensor) -> torch.Tensor:

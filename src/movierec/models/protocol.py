@@ -37,10 +37,18 @@ Life of a model:
    input, the most important movie as the latest), so
    concurrent requests may share one model.
 6. **Asked for item vectors** for "similar movies": ``item_vectors()``, unit-length rows.
+7. **Asked why**: ``explain(inputs, items)`` says how much each of a user's input movies
+   (their latest watched, latest first, or a liked list, most important first) accounts for
+   each recommended item, batch-first: (B, M) inputs x (B, k) items -> (B, k, M). What that
+   means is each model's own honest answer: the history model's exact share of the score
+   (its score is a weighted mean of input vectors dotted with the item's), the cosine of
+   item vectors for the others (``cosine_contributions``). ``movierec.explain`` turns it
+   into "because you watched" lists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 import torch
@@ -88,6 +96,14 @@ class Model(Protocol):
         """(n_items, k) unit-length item representations."""
         ...
 
+    def explain(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``inputs`` (B, M) item ids, latest / most important first, any id outside
+        [0, n_items) as padding; ``items`` (B, k) ids in [0, n_items) -> (B, k, M) float:
+        how much input ``m`` accounts for item ``j``'s score, larger is more; ``-inf`` where
+        column ``m`` is padding or a position the model does not read. Reads the model,
+        writes nothing."""
+        ...
+
 
 def inputs_for(split: Split, part: InputPart) -> Interactions:
     """The interactions users' inputs are formed from when scoring ``part``: train for
@@ -99,6 +115,23 @@ def inputs_for(split: Split, part: InputPart) -> Interactions:
     if part == "all":
         return split.all()
     raise ValueError(f"part must be 'validation', 'test' or 'all', got {part!r}")
+
+
+def cosine_contributions(
+    unit_rows: Callable[[torch.Tensor], torch.Tensor],
+    n_items: int,
+    inputs: torch.Tensor,
+    items: torch.Tensor,
+) -> torch.Tensor:
+    """``explain`` by similarity: the cosine between each input item's vector and each
+    target's, from ``unit_rows(ids)`` (unit-length item vectors of ``ids``, (..., D));
+    ``-inf`` at padding inputs. For models whose score has no exact per-input share."""
+    inputs = inputs.long()
+    valid = (inputs >= 0) & (inputs < n_items)
+    given = unit_rows(torch.where(valid, inputs, 0))  # (B, M, D)
+    targets = unit_rows(items.long().clamp(0, n_items - 1))  # (B, k, D)
+    sim = targets @ given.transpose(1, 2)
+    return sim.masked_fill(~valid[:, None, :], -torch.inf)
 
 
 def check_index_spaces(model: Model, inter: Interactions) -> None:

@@ -44,7 +44,7 @@ from torch import nn
 
 from movierec.data import Interactions
 from movierec.models.history import build_histories
-from movierec.models.protocol import UserInput, check_index_spaces
+from movierec.models.protocol import UserInput, check_index_spaces, cosine_contributions
 
 if TYPE_CHECKING:
     from movierec.foldin import FoldInConfig
@@ -239,6 +239,18 @@ class SASRec(nn.Module):
         return (self.user_vectors_from_sequences(seq) @ self.output_table().T)[0]
 
     @torch.no_grad()
+    def item_rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """``item_vectors()`` of ``ids`` only: (..., d) unit rows."""
+        return F.normalize(self.item_emb.weight[ids], dim=-1)
+
     def item_vectors(self) -> torch.Tensor:
         """(n_items, d) unit rows of the tied item table, for "similar movies"."""
-        return F.normalize(self.output_table(), dim=1)
+        return self.item_rows(torch.arange(self.n_items, device=self.item_emb.weight.device))
+
+    @torch.no_grad()
+    def explain(self, inputs: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The cosine of the tied item vectors between each input item and each target.
+        Not an exact attribution: the score passes through attention and feed-forward
+        layers, where no input has a fixed share (attention weights are not one either);
+        similarity in the table both ends read is the simple, honest answer."""
+        return cosine_contributions(self.item_rows, self.n_items, inputs, items)

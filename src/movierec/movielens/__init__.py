@@ -6,7 +6,10 @@
 
 - CSV: ``ratings.csv`` + ``movies.csv`` (ml-latest, ml-latest-small, ml-20m, ml-25m,
   ml-32m). UTF-8, headers ``userId,movieId,rating,timestamp`` and ``movieId,title,genres``,
-  titles quoted where they hold commas. Ratings 0.5..5.
+  titles quoted where they hold commas. Ratings 0.5..5. ``links.csv``
+  (``movieId,imdbId,tmdbId``), when present, gives each movie's IMDb and TMDB ids
+  (``Catalog.imdb_ids`` / ``tmdb_ids``, -1 where unknown); it is checked like the rest
+  (``links``) but never decides what is loaded.
 - DAT: ``ratings.dat`` + ``movies.dat`` with ``::`` separators and no header (ml-1m,
   ml-10m). Ratings are UTF-8/ASCII; ``movies.dat`` is read as UTF-8 and falls back to
   latin-1 (ml-1m), which the report records. Ratings 1..5 when ``users.dat`` is present
@@ -41,8 +44,8 @@ The fast path parses columns with pyarrow and validates with vectorised numpy; o
 something is wrong is the first offending line located (by bisecting the file with the
 same parser) and described.
 
-Modules: ``files`` (finding a release and its files), ``ratings`` and ``movies`` (reading
-and validating each format), ``fields`` (checks and messages both share), ``dataset``
+Modules: ``files`` (finding a release and its files), ``ratings``, ``movies`` and ``links``
+(reading and validating each file), ``fields`` (checks and messages they share), ``dataset``
 (``load``: encoding into a ``Dataset``), ``download`` (``fetch``), ``errors``.
 """
 

@@ -10,6 +10,7 @@ import numpy as np
 from movierec.data import Catalog, Dataset, IdMap, Interactions
 from movierec.movielens.errors import DataError
 from movierec.movielens.files import find_release
+from movierec.movielens.links import read_links
 from movierec.movielens.movies import read_movies
 from movierec.movielens.ratings import LAYOUTS, Ratings, read_ratings
 
@@ -110,11 +111,14 @@ def load(source: str | Path, *, strict: bool = False) -> tuple[Dataset, LoadRepo
 
     interactions = Interactions(users, items, timestamps, ratings, len(user_ids), len(item_ids))
     rows_in_file = np.argsort(movies.ids)[np.searchsorted(np.sort(movies.ids), item_ids)]
+    imdb, tmdb = read_links(release.links).lookup(item_ids) if release.links else (None, None)
     catalog = Catalog(
         movie_ids=item_ids,
         titles=_object_array(movies.titles, rows_in_file),
         years=movies.years[rows_in_file],
         genres=_object_array(movies.genres, rows_in_file),
+        imdb_ids=imdb,
+        tmdb_ids=tmdb,
     )
     dataset = Dataset(interactions, IdMap(user_ids), IdMap(item_ids), catalog, name=release.name)
     encodings = {}
@@ -123,8 +127,11 @@ def load(source: str | Path, *, strict: bool = False) -> tuple[Dataset, LoadRepo
     report = LoadReport(
         source=release.display,
         format=release.format,
-        files=(release.ratings.display, release.movies.display)
-        + ((release.genres.display,) if release.genres else ()),
+        files=tuple(
+            f.display
+            for f in (release.ratings, release.movies, release.genres, release.links)
+            if f is not None
+        ),
         rows_read=rows_read,
         movies_listed=len(movies.ids),
         users=len(user_ids),

@@ -110,6 +110,7 @@ class Release:
     ratings: File
     movies: File
     genres: File | None = None  # u.genre
+    links: File | None = None  # links.csv (CSV releases; optional)
 
 
 def find_release(source: str | Path) -> Release:
@@ -153,9 +154,11 @@ def _pick(available: dict[str, list[File]], display: str, name: str) -> Release:
                 raise DataError(display, None, f"{movies} is missing beside {ratings}")
             if fmt == "dat":
                 fmt = "dat-1m" if "users.dat" in available else "dat-10m"
-            genres = None
+            genres = links = None
             if fmt == "100k" and "u.genre" in available:
                 genres = _only(available, "u.genre", display)
+            if fmt == "csv" and "links.csv" in available:
+                links = _only(available, "links.csv", display)
             return Release(
                 name,
                 display,
@@ -163,6 +166,7 @@ def _pick(available: dict[str, list[File]], display: str, name: str) -> Release:
                 _only(available, ratings, display),
                 _only(available, movies, display),
                 genres,
+                links,
             )
     found = ", ".join(sorted(available)) or "nothing"
     raise DataError(

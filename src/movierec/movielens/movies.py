@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from movierec.movielens.errors import DataError
-from movierec.movielens.fields import check_header, integer_problem, shown, undecodable
+from movierec.movielens.fields import (
+    check_header,
+    check_unique,
+    integer_problem,
+    read_text,
+    shown,
+)
 from movierec.movielens.files import File, Release
 
 # The 19 genre flags of u.item, in order, when u.genre is absent.
@@ -30,10 +36,6 @@ _NO_GENRES = frozenset({"(no genres listed)", "unknown", ""})
 # What follows a title's last "(": a year, or a series' "2007-" / "1975-1979", then ")".
 # Matched from that "(" on, with no two adjacent repeats: linear time on any input.
 _YEAR_SUFFIX = re.compile(r"\s*(?P<year>\d{4})\s*(?:[-\u2013]\s*(?:\d{4}\s*)?)?\)")
-# Characters no movie file may hold: C0 controls but the line end (\n, \r\n), and DEL.
-# C1 (U+0080..U+009F) is let through: latin-1 files (ml-100k, ml-1m) may hold cp1252 bytes.
-_CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
-_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def parse_title(raw: str) -> tuple[str, int]:
@@ -58,53 +60,6 @@ class Movies:
     genres: list[str]
     lines: np.ndarray  # int64 line of each row
     encoding: str
-
-
-def _decode(f: File, data: bytes, encoding: str) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as e:
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        line_end = data.find(b"\n", e.start)
-        raw = data[line_start : None if line_end < 0 else line_end]
-        shifted = UnicodeDecodeError(e.encoding, raw, e.start - line_start, e.end - line_start, "")
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f.display, line, undecodable(raw, shifted, encoding.upper())) from None
-
-
-def _read_text(f: File, *encodings: str) -> tuple[str, str]:
-    """The file's text in the first of ``encodings`` that decodes it, and that encoding.
-
-    The last encoding must decode it (else a ``DataError`` at the line). Control characters
-    (NUL, ...) anywhere are an error at their line: no field of a movie file may hold one.
-    """
-    data = f.read_bytes()
-    for encoding in encodings[:-1]:
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        encoding = encodings[-1]
-        text = _decode(f, data, encoding)
-    if (at := _first_control(text)) >= 0:
-        line_start = text.rfind("\n", 0, at) + 1
-        raise DataError(
-            f.display,
-            text.count("\n", 0, at) + 1,
-            f"control character {text[at]!r} at column {at - line_start + 1}: "
-            "NUL bytes and other control characters are not allowed",
-        )
-    return text, encoding
-
-
-def _first_control(text: str) -> int:
-    """Where the first control character (a CR not before LF included) is, or -1."""
-    found = [m.start() for m in (_CONTROL.search(text),) if m is not None]
-    if "\r" in text and text.count("\r") != text.count("\r\n"):  # the regex is slower
-        found += [m.start() for m in (_LONE_CR.search(text),) if m is not None]
-    return min(found, default=-1)
 
 
 class _MovieRows:
@@ -162,23 +117,14 @@ class _MovieRows:
             raise DataError(self.f.display, first_line, "no movies")
         ids = np.asarray(self.ids, dtype=np.int64)
         lines = np.asarray(self.lines, dtype=np.int64)
-        order = np.argsort(ids, kind="stable")
-        twice = np.flatnonzero(ids[order][1:] == ids[order][:-1])
-        if twice.size:
-            first, again = order[twice], order[twice + 1]
-            k = int(np.argmin(lines[again]))
-            raise DataError(
-                self.f.display,
-                int(lines[again[k]]),
-                f"movieId {ids[again[k]]} listed twice (also at line {lines[first[k]]})",
-            )
+        check_unique(self.f, ids, lines)
         years = np.asarray(self.years, dtype=np.int16)
         return Movies(ids, self.titles, years, self.genres, lines, self.encoding)
 
 
 def _read_movies_csv(f: File) -> Movies:
     check_header(f, _MOVIE_COLUMNS)
-    text = _read_text(f, "utf-8")[0].removeprefix("\ufeff")
+    text = read_text(f, "utf-8")[0].removeprefix("\ufeff")
     rows = _MovieRows(f, "utf-8")
     reader = csv.reader(io.StringIO(text), strict=True)
     next(reader)
@@ -215,7 +161,7 @@ def _line_of(text: str, line: int) -> str:
 
 
 def _read_movies_dat(f: File) -> Movies:
-    text, encoding = _read_text(f, "utf-8", "latin-1")
+    text, encoding = read_text(f, "utf-8", "latin-1")
     rows = _MovieRows(f, encoding)
     for line, fields in rows.split_lines(text, "::", 3):
         rows.add(line, *fields)
@@ -226,7 +172,7 @@ def _read_genre_names(f: File | None) -> tuple[str, ...]:
     if f is None:
         return GENRES_100K
     names: dict[int, str] = {}
-    for line, raw in enumerate(_read_text(f, "latin-1")[0].split("\n"), start=1):
+    for line, raw in enumerate(read_text(f, "latin-1")[0].split("\n"), start=1):
         if not raw.strip():
             continue
         name, _, index = raw.strip().rpartition("|")
@@ -242,7 +188,7 @@ def _read_movies_100k(f: File, genre_file: File | None) -> Movies:
     names = _read_genre_names(genre_file)
     n_fields = 5 + len(names)
     rows = _MovieRows(f, "latin-1")
-    text = _read_text(f, "latin-1")[0]
+    text = read_text(f, "latin-1")[0]
     for line, fields in rows.split_lines(text, "|", n_fields):
         flags = fields[5:]
         if any(flag not in ("0", "1") for flag in flags):

@@ -2,15 +2,20 @@
 
 ``schemas``     request and response models, the limits each field obeys, the 4xx errors
 ``middleware``  ``BodyLimit``: request bodies over ``MAX_BODY_BYTES`` get a 413
-``shaping``     index space and loaded metadata -> the JSON answered (``display``'s movies)
-``app``         ``create_app``: the routes, the JSON error handlers, the page in ``web/``
+``shaping``     index space and loaded metadata -> the JSON answered (``display``'s movies
+                with their IMDb/TMDB links and ``because`` lists)
+``params``      the filter parameters -> ``movierec.filters.Filters`` (bad ones: a 422)
+``sources``     whether the store (filtered) or the model answers a known user, and why
+``pages``       the HTML: the page in ``web/``, the run's report at /report, the docs
+``app``         ``create_app``: the JSON routes and error handlers, then ``pages``
 ``limits``      ``ServerLimits``: connection limits, uvicorn's and ours (408, 431)
 ``server``      ``load_app``, ``serve``: check the run and the store, then run uvicorn
 """
 
-from movierec.service.app import WEB_DIR, create_app
+from movierec.service.app import create_app
 from movierec.service.limits import GuardedHttpTools, ServerLimits, raise_open_files_limit
 from movierec.service.middleware import BodyLimit
+from movierec.service.pages import WEB_DIR
 from movierec.service.schemas import (
     INT32_MAX,
     MAX_BODY_BYTES,

@@ -1,8 +1,10 @@
-"""The FastAPI app: JSON API under /v1, /health, the web page at / and the API docs.
+"""The FastAPI app: JSON API under /v1, /health, the web page at /, the run's report at
+/report and the API docs.
 
-Thin on purpose: validate the request (``schemas``), translate raw ids to indices, call the
-recommender or the store, shape the JSON (``shaping``). Every bad request gets a 4xx JSON
-body ``{"error": ..., "detail": ...}``, never a 5xx.
+Thin on purpose: validate the request (``schemas``, ``params`` for the filters), translate
+raw ids to indices, call the recommender or the store (``sources`` says which answers),
+shape the JSON (``shaping``). Every bad request gets a 4xx JSON body ``{"error": ...,
+"detail": ...}``, never a 5xx.
 
 Concurrency: every endpoint is ``async``. Store lookups run on the event loop (a SQLite
 primary-key lookup takes microseconds, less than a thread hop); every call into the
@@ -12,25 +14,28 @@ store lookups. The recommender must therefore tolerate concurrent read-only call
 
 from __future__ import annotations
 
+import functools
 import logging
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from swagger_ui_bundle import swagger_ui_path
 
+from movierec.errors import ParameterError
+from movierec.filters import Filters
 from movierec.service.middleware import BodyLimit
+from movierec.service.pages import mount_pages
+from movierec.service.params import applied, build_filters, query_filters
 from movierec.service.schemas import (
     ERRORS,
     MAX_BODY_BYTES,
     ErrorBody,
+    Genres,
     Health,
     History,
     HistoryLimit,
@@ -48,7 +53,8 @@ from movierec.service.schemas import (
     UserId,
     UserRecommendations,
 )
-from movierec.service.shaping import Shaper, model_answer, store_answer
+from movierec.service.shaping import Shaper, genre_counts, model_answer, store_answer
+from movierec.service.sources import from_store
 from movierec.store import Store
 
 if TYPE_CHECKING:
@@ -57,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE_CHECK_INTERVAL_S = 1.0
-WEB_DIR = Path(__file__).with_name("web")
 
 
 class _NoMatch:
@@ -66,10 +71,19 @@ class _NoMatch:
     reason = "not a movie id or title"
 
 
-def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
-    """The FastAPI app: JSON API under /v1, /health, the web page at /."""
+def _active(filters: Filters) -> Filters | None:
+    return filters if filters.active else None
+
+
+def create_app(
+    recommender: Recommender, store: Store | None = None, *, report: bytes | None = None
+) -> FastAPI:
+    """The FastAPI app: JSON API under /v1, /health, the web page at /; ``report``: the
+    run's report.html, served at /report (404 without one)."""
     rec = recommender
     shape = Shaper(rec, store)
+    by_query = Depends(query_filters(rec.catalog))
+    genres = Genres(genres=[{"name": g, "movies": n} for g, n in genre_counts(rec.catalog).items()])
     app = FastAPI(
         title="movierec",
         version="1",
@@ -108,26 +122,47 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
         if store is not None:
             store.reload_if_changed(STORE_CHECK_INTERVAL_S)
             store_info = StoreInfo(**store_answer(store))
-        return ModelInfo(**loaded, store=store_info)
+        return ModelInfo(**loaded, store=store_info, report=report is not None)
+
+    def allowed_raw(filters: Filters) -> Callable[[int], bool]:
+        """The filters as a test of a raw movie id (movies the model lacks: never)."""
+        mask = filters.allowed(rec.catalog, rec.items)
+        return lambda movie_id: (i := shape.index_of(movie_id)) >= 0 and bool(mask[i])
 
     @app.get("/v1/users/{user_id}/recommendations", tags=["recommendations"])
-    async def user_recommendations(user_id: UserId, k: K = 10) -> UserRecommendations:
-        """Top-k unseen movies for a user: precomputed when the store has them (and holds
-        at least k per user), otherwise computed by the model now."""
-        rows = None
+    async def user_recommendations(
+        user_id: UserId, k: K = 10, filters: Filters = by_query
+    ) -> UserRecommendations:
+        """Top-k unseen movies for a user, each with the watched movies behind it: from
+        the precomputed store when it holds enough (filtered, when filters are given),
+        otherwise computed by the model now (``source`` says which; ``fallback`` why the
+        model answered although a store is loaded)."""
+        answer: dict[str, Any] = {"user_id": user_id, "k": k, "filters": applied(filters)}
+        fallback = None
         if store is not None:
             store.reload_if_changed(STORE_CHECK_INTERVAL_S)
-            rows = store.get(user_id, k)
-            if rows is not None and (k <= store.k or rec.users.index(user_id)[0] < 0):
-                return UserRecommendations(
-                    user_id=user_id, k=k, source="store", items=shape.scored_raw(rows)
-                )
+            test = allowed_raw(filters) if filters.active else None
+            known = bool(rec.users.index(user_id)[0] >= 0)
+            rows, fallback = from_store(store, user_id, k, test, known)
+            if rows is not None:
+                items = shape.stored(rows)
+                return UserRecommendations(**answer, source="store", fallback=None, items=items)
         idx = user_index(user_id)
-        recs = await run_in_threadpool(rec.for_users, np.array([idx], dtype=np.int32), k)
-        items = shape.scored(recs.items[0], recs.scores[0])
-        return UserRecommendations(user_id=user_id, k=k, source="model", items=items)
+        users = np.array([idx], dtype=np.int32)
+        call = functools.partial(rec.for_users, filters=_active(filters), because=True)
+        recs = await run_in_threadpool(call, users, k)
+        items = shape.recommended(recs)
+        return UserRecommendations(**answer, source="model", fallback=fallback, items=items)
 
     def cold_start(body: LikedRequest) -> LikedRecommendations | JSONResponse:
+        filters = build_filters(
+            rec.catalog,
+            "body",
+            genre=body.genre,
+            exclude_genre=body.exclude_genre,
+            years=body.years,
+            exclude=body.exclude,
+        )
         resolved: list[int] = []
         unresolved: list[Unresolved] = []
         for query in body.liked:
@@ -150,29 +185,41 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
             detail = f"{len(unresolved)} of the liked movies did not name exactly one movie"
             err = ErrorBody(error="unresolved_movies", detail=detail, unresolved=unresolved)
             return JSONResponse(err.model_dump(), status_code=404)
-        recs = rec.for_liked(np.array(resolved, dtype=np.int32), body.k)
+        liked = np.array(resolved, dtype=np.int32)
+        recs = rec.for_liked(liked, body.k, filters=_active(filters), because=True)
         return LikedRecommendations(
             liked=shape.movies(resolved),
             k=body.k,
-            items=shape.scored(recs.items[0], recs.scores[0]),
+            filters=applied(filters),
+            items=shape.recommended(recs),
         )
 
     @app.post("/v1/recommendations", tags=["recommendations"], response_model=LikedRecommendations)
     async def liked_recommendations(body: Annotated[LikedRequest, Body()]) -> Any:
-        """Cold start: recommendations for someone who names movies they like. Each entry is
-        a movie id or a title (with or without the year). If any entry names no movie, or
-        several, the answer is 404 listing each such entry with its closest matches, so the
-        caller can pick one."""
+        """Cold start: recommendations for someone who names movies they like, each with
+        the liked movies behind it. Each entry is a movie id or a title (with or without the
+        year). If any entry names no movie, or several, the answer is 404 listing each such
+        entry with its closest matches, so the caller can pick one. The filters are the
+        query parameters' of GET /v1/users/{user_id}/recommendations, as body fields."""
         return await run_in_threadpool(cold_start, body)
 
     @app.get("/v1/movies/{movie_id}/similar", tags=["movies"])
-    async def similar(movie_id: MovieId, k: K = 10) -> SimilarMovies:
-        """Movies most like this one (the movie itself excluded)."""
+    async def similar(movie_id: MovieId, k: K = 10, filters: Filters = by_query) -> SimilarMovies:
+        """Movies most like this one (the movie itself excluded), filtered when asked."""
         idx = movie_index(movie_id)
-        recs = await run_in_threadpool(rec.similar, idx, k)
+        call = functools.partial(rec.similar, filters=_active(filters))
+        recs = await run_in_threadpool(call, idx, k)
         return SimilarMovies(
-            movie=shape.movie(idx), k=k, items=shape.scored(recs.items[0], recs.scores[0])
+            movie=shape.movie(idx),
+            k=k,
+            filters=applied(filters),
+            items=shape.scored(recs.items[0], recs.scores[0]),
         )
+
+    @app.get("/v1/genres", tags=["movies"])
+    async def genre_list() -> Genres:
+        """Every genre the filters accept, with how many movies have it."""
+        return genres
 
     @app.get("/v1/movies", tags=["movies"])
     async def search(q: SearchText, limit: SearchLimit = 10) -> MovieSearch:
@@ -187,7 +234,7 @@ def create_app(recommender: Recommender, store: Store | None = None) -> FastAPI:
         rows = shape.watched(items[:limit], timestamps[:limit])
         return History(user_id=user_id, total=len(items), items=rows)
 
-    _mount_web(app)
+    mount_pages(app, report)
     return app
 
 
@@ -211,41 +258,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         ]
         return JSONResponse({"error": "validation_error", "detail": detail}, status_code=422)
 
+    async def bad_parameter(request: Request, exc: ParameterError) -> JSONResponse:
+        detail = [{"loc": [], "msg": str(exc), "type": "value_error"}]
+        return JSONResponse({"error": "validation_error", "detail": detail}, status_code=422)
+
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal_error", "detail": None}, status_code=500)
 
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(ParameterError, bad_parameter)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, crashed)
-
-
-def _mount_web(app: FastAPI) -> None:
-    index = WEB_DIR / "index.html"
-    if not index.is_file():
-        return
-    page = index.read_text(encoding="utf-8")
-    headers = {
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> HTMLResponse:
-        return HTMLResponse(page, headers=headers)
-
-    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        """Swagger UI over /openapi.json, its scripts served by this app (no CDN)."""
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="movierec API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
-        )

@@ -10,9 +10,11 @@ import gc
 import logging
 import os
 import sys
+from pathlib import Path
 
 from fastapi import FastAPI
 
+from movierec.artifacts.layout import REPORT
 from movierec.service.app import create_app
 from movierec.service.limits import (
     LIMIT_CONCURRENCY,
@@ -59,9 +61,18 @@ def load_app(
     store = Store.open(store_path) if store_path is not None else None
     recommender = Recommender.load(run_dir)
     limit_compute_threads(compute_threads)
-    app = create_app(recommender, store)
+    app = create_app(recommender, store, report=read_report(run_dir))
     freeze_heap()
     return app
+
+
+def read_report(run_dir: str | os.PathLike[str]) -> bytes | None:
+    """The run's report.html, read once at start like the rest of the run; None when the
+    run has none (or it cannot be read: the report is optional, serving is not)."""
+    try:
+        return (Path(run_dir) / REPORT).read_bytes()
+    except OSError:
+        return None
 
 
 _ENV = ("MOVIEREC_SERVE_RUN", "MOVIEREC_SERVE_STORE", "MOVIEREC_SERVE_THREADS")

@@ -1,8 +1,9 @@
 """Index space, raw ids and loaded metadata -> the JSON the API answers with.
 
 Movie objects come from ``display.MovieRows`` (the same objects the CLI prints); this adds
-what only the service needs: raw ids looked up once, store rows for movies the model does
-not know, and run or store metadata made plain, local paths cut to their last component.
+what only the service needs: ``because`` lists of store rows, raw ids looked up once, store
+rows for movies the model does not know, the genre list, and run or store metadata made
+plain, local paths cut to their last component.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from movierec import display
+from movierec.data import Catalog
 from movierec.store import Store
+from movierec.topk import Recommendations
 
 if TYPE_CHECKING:
     from movierec.recommend import Recommender
+
+
+StoreRow = tuple[int, float, tuple[int, ...]]  # movie id, score, because (raw movie ids)
 
 
 class Shaper(display.MovieRows):
@@ -37,21 +43,44 @@ class Shaper(display.MovieRows):
             idx = self._index[movie_id] = int(self.items.index(movie_id)[0])
         return idx
 
-    def scored_raw(self, rows: list[tuple[int, float]]) -> list[dict[str, Any]]:
-        """Store rows (raw movie id, score). Movies the model does not know come from the
-        store's own movies table; movies neither knows are dropped."""
-        idx = [self.index_of(m) for m, _ in rows]
-        missing = [m for (m, _), i in zip(rows, idx, strict=True) if i < 0]
+    def recommended(self, recs: Recommendations, row: int = 0) -> list[dict[str, Any]]:
+        """Row ``row`` of ``recs``, each movie with its ``because`` (empty when not given)."""
+        if recs.because is None:
+            return [{**m, "because": []} for m in self.scored(recs.items[row], recs.scores[row])]
+        return self.scored(recs.items[row], recs.scores[row], recs.because[row])
+
+    def stored(self, rows: list[StoreRow]) -> list[dict[str, Any]]:
+        """Store rows. Movies the model does not know come from the store's own movies
+        table; movies neither knows are dropped (from ``because`` too)."""
+        wanted = {m for movie_id, _, because in rows for m in (movie_id, *because)}
+        missing = [m for m in wanted if self.index_of(m) < 0]
         extra = self.store.movies(missing) if missing and self.store is not None else {}
-        out = []
-        for (movie_id, score), i in zip(rows, idx, strict=True):
+
+        def movie(movie_id: int) -> dict[str, Any] | None:
+            i = self.index_of(movie_id)
             if i >= 0:
-                out.append({**self.movie(i), "score": display.finite(score)})
-            elif movie_id in extra:
-                title, year, genres = extra[movie_id]
-                movie = display.movie(movie_id, title, year or 0, genres)
-                out.append({**movie, "score": display.finite(score)})
+                return self.movie(i)
+            if movie_id not in extra:
+                return None
+            title, year, genres = extra[movie_id]
+            return display.movie(movie_id, title, year or 0, genres)  # no links known
+
+        out = []
+        for movie_id, score, because in rows:
+            found = movie(movie_id)
+            if found is not None:
+                reasons = [display.reason(m) for m in map(movie, because) if m is not None]
+                out.append({**found, "score": display.finite(score), "because": reasons})
         return out
+
+
+def genre_counts(catalog: Catalog) -> dict[str, int]:
+    """Every genre of ``catalog`` (by name) and how many of its movies have it."""
+    counts: dict[str, int] = {}
+    for genres in catalog.genres:
+        for g in set(str(genres).split("|")) - {"", display.NO_GENRES}:
+            counts[g] = counts.get(g, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def jsonable(value: Any) -> Any:

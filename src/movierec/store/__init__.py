@@ -35,10 +35,17 @@ what guarantees the rest.
 
 Schema::
 
-    recs(user_id INTEGER, rank INTEGER, movie_id INTEGER, score REAL,
+    recs(user_id INTEGER, rank INTEGER, movie_id INTEGER, score REAL, because TEXT,
          PRIMARY KEY (user_id, rank)) WITHOUT ROWID      -- rank 1 is the best
     movies(id INTEGER PRIMARY KEY, title TEXT, year INTEGER, genres TEXT)
     meta(key TEXT PRIMARY KEY, value TEXT)              -- values are JSON
+
+``because`` holds up to ``topk.BECAUSE`` raw movie ids of the user's own movies that
+account most for the row ("12,345,6789"; "" for none). ``meta`` always has ``k`` (rows per
+user at most: the store's depth, which may exceed the k a request asks for; a reader
+filtering rows falls back to the model when fewer than k remain), ``users``, ``rows`` and
+``version`` (``schema.VERSION``, 2). A version 1 store (no ``because``) is refused at open
+with one line saying to write it again with ``movierec batch``.
 
 Modules: ``schema`` (tables, columns, side files, ``StoreError``); ``write`` (writing and
 merging); ``check`` (the open-time check); ``read`` (``Store``, its generations, reloads).

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from movierec.store.check import checked
-from movierec.store.schema import StoreError, StoreNotFoundError
+from movierec.store.schema import StoreError, StoreNotFoundError, because_ids
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +98,23 @@ class Store:
 
     @property
     def k(self) -> int:
-        """How many recommendations per user the store holds (at most)."""
+        """How many recommendations per user the store holds (at most): its depth, which
+        may exceed the k a request asks for (``movierec batch --depth``)."""
         return self._gen.k
 
-    def get(self, user_id: int, k: int) -> list[tuple[int, float]] | None:
-        """The best ``min(k, stored k)`` (movie id, score) pairs of a user; None if absent."""
+    def get(self, user_id: int, k: int) -> list[tuple[int, float, tuple[int, ...]]] | None:
+        """The best ``min(k, stored k)`` (movie id, score, because movie ids) of a user;
+        None if absent."""
         gen = self._gen  # one read: a swap during this call does not affect it
         rows = (
             gen.conn()
             .execute(
-                "SELECT movie_id, score FROM recs WHERE user_id = ? ORDER BY rank LIMIT ?",
+                "SELECT movie_id, score, because FROM recs WHERE user_id = ? ORDER BY rank LIMIT ?",
                 (int(user_id), int(k)),
             )
             .fetchall()
         )
-        return rows or None
+        return [(m, s, because_ids(b)) for m, s, b in rows] or None
 
     def movies(self, movie_ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
         """Title, year and genres ("A|B") of movies the store knows, by id."""

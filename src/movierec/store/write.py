@@ -19,10 +19,14 @@ import numpy as np
 
 from movierec import atomic
 from movierec.data import Catalog
-from movierec.store.schema import SCHEMA, SIDE_FILES
+from movierec.store.schema import SCHEMA, SIDE_FILES, VERSION, because_text
 
-# (user raw ids (B,), movie raw ids (B, k) with -1 padding, scores (B, k))
-Block = tuple[np.ndarray, np.ndarray, np.ndarray]
+# (user raw ids (B,), movie raw ids (B, k) with -1 padding, scores (B, k)[, because raw
+# movie ids (B, k, n) with -1 padding]); a block without the fourth array stores no reasons
+Block = (
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+    | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+)
 
 
 class _RecsLike(Protocol):
@@ -50,10 +54,16 @@ def write_store(
     progress: bool = True,
     block_size: int = 16_384,
 ) -> StoreSummary:
-    """Write one store from whole arrays: ``recs.items`` are *raw movie ids* (-1 = padding)."""
-    movie_ids, scores = (recs.items, recs.scores) if hasattr(recs, "items") else recs
+    """Write one store from whole arrays: ``recs.items`` are *raw movie ids* (-1 = padding),
+    as are ``recs.because`` (optional: (users, k, n)); ``recs`` may also be the tuple
+    ``(items, scores)`` or ``(items, scores, because)``."""
+    if hasattr(recs, "items"):
+        arrays = (recs.items, recs.scores, getattr(recs, "because", None))
+    else:
+        arrays = (*recs, None)[:3]
+    movie_ids, scores = np.asarray(arrays[0]), np.asarray(arrays[1])
+    reasons = None if arrays[2] is None else np.asarray(arrays[2])
     user_raw_ids = np.asarray(user_raw_ids)
-    movie_ids, scores = np.asarray(movie_ids), np.asarray(scores)
     if movie_ids.ndim != 2 or movie_ids.shape != scores.shape:
         raise ValueError("recs items and scores must both have shape (users, k)")
     if len(user_raw_ids) != len(movie_ids):
@@ -62,7 +72,10 @@ def write_store(
     def blocks() -> Iterator[Block]:
         for s in range(0, len(user_raw_ids), block_size):
             e = s + block_size
-            yield user_raw_ids[s:e], movie_ids[s:e], scores[s:e]
+            if reasons is None:
+                yield user_raw_ids[s:e], movie_ids[s:e], scores[s:e]
+            else:
+                yield user_raw_ids[s:e], movie_ids[s:e], scores[s:e], reasons[s:e]
 
     return write_store_chunks(
         path, blocks(), catalog, meta, progress=progress, total_users=len(user_raw_ids)
@@ -78,10 +91,12 @@ def write_store_chunks(
     progress: bool = True,
     total_users: int | None = None,
 ) -> StoreSummary:
-    """Stream ``(user ids, movie ids (B, k), scores (B, k))`` blocks into a new store.
+    """Stream ``(user ids, movie ids (B, k), scores (B, k)[, because (B, k, n)])`` blocks
+    into a new store.
 
     Only one block is held at a time. ``k`` is the widest block seen. -1 movie ids are
-    padding and are not stored. A user appearing twice is an error (primary key).
+    padding and are not stored (-1 reasons likewise). A user appearing twice is an error
+    (primary key).
     """
     start = time.perf_counter()
     final = Path(path)
@@ -90,8 +105,8 @@ def write_store_chunks(
         conn.execute("BEGIN")
         _write_movies(conn, catalog)
         with _progress(progress, total_users) as advance:
-            for user_ids, movie_ids, scores in chunks:
-                n_users, n_rows, width = _write_block(conn, user_ids, movie_ids, scores)
+            for block in chunks:
+                n_users, n_rows, width = _write_block(conn, *block)
                 users += n_users
                 rows += n_rows
                 k = max(k, width)
@@ -175,6 +190,7 @@ def _write_meta(
         "k": k,
         "users": users,
         "rows": rows,
+        "version": VERSION,
     }
     conn.executemany(
         "INSERT INTO meta VALUES (?, ?)",
@@ -202,7 +218,11 @@ def _write_movies(conn: sqlite3.Connection, catalog: Catalog) -> None:
 
 
 def _write_block(
-    conn: sqlite3.Connection, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray
+    conn: sqlite3.Connection,
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    scores: np.ndarray,
+    because: np.ndarray | None = None,
 ) -> tuple[int, int, int]:
     user_ids = np.asarray(user_ids, dtype=np.int64)
     movie_ids = np.asarray(movie_ids, dtype=np.int64)
@@ -212,35 +232,44 @@ def _write_block(
     if user_ids.shape != (movie_ids.shape[0],):
         raise ValueError("each block needs one user id per row of movie ids")
     b, width = movie_ids.shape
+    if because is None:
+        because = np.full((b, width, 0), -1, dtype=np.int64)
+    because = np.asarray(because, dtype=np.int64)
+    if because.ndim != 3 or because.shape[:2] != (b, width):
+        raise ValueError("each block's because ids need shape (users, k, n)")
     keep = movie_ids >= 0
     if not np.all(np.isfinite(scores[keep])):
         raise ValueError("scores of stored recommendations must be finite")
     if width == 0:
         return b, 0, 0
-    if max(int(np.abs(user_ids).max(initial=0)), int(movie_ids.max(initial=0))) >= 2**53:
+    top = max(int(np.abs(user_ids).max(initial=0)), int(movie_ids.max(initial=0)))
+    if max(top, int(because.max(initial=0))) >= 2**53:
         raise ValueError("ids must be below 2**53")
+    reasons = because_text(because)  # (b, width) object array of str
     # Fast path, one statement per user that has all ``width`` movies: binding Python
-    # objects dominates the cost, so a user's row is bound as one float64 list (user, m0,
-    # s0, m1, s1, ...) and the ranks are literals. The INTEGER columns' affinity stores the
-    # integral floats as integers (exact below 2**53); about 2x the rows/s of one row per
-    # statement.
+    # objects dominates the cost, so a user's row is bound as one flat list (user, m0, s0,
+    # b0, m1, s1, b1, ...) with ids and scores as floats and the ranks as literals. The
+    # INTEGER columns' affinity stores the integral floats as integers (exact below 2**53);
+    # about 2x the rows/s of one row per statement.
     full = keep.all(axis=1)
-    packed = np.empty((int(full.sum()), 1 + 2 * width), dtype=np.float64)
-    packed[:, 0] = user_ids[full]
-    packed[:, 1::2] = movie_ids[full]
-    packed[:, 2::2] = scores[full]
+    packed = np.empty((int(full.sum()), 1 + 3 * width), dtype=object)
+    packed[:, 0] = user_ids[full].astype(np.float64)
+    packed[:, 1::3] = movie_ids[full].astype(np.float64)
+    packed[:, 2::3] = scores[full]
+    packed[:, 3::3] = reasons[full]
     conn.executemany(_per_user_insert(width), packed.tolist())
     # Users with padding: one statement per stored row.
     part = keep & ~full[:, None]
     rows = np.broadcast_to(user_ids[:, None], (b, width))[part]
     ranks = np.broadcast_to(np.arange(1, width + 1, dtype=np.int64), (b, width))[part]
     conn.executemany(
-        "INSERT INTO recs VALUES (?, ?, ?, ?)",
+        "INSERT INTO recs VALUES (?, ?, ?, ?, ?)",
         zip(
             rows.tolist(),
             ranks.tolist(),
             movie_ids[part].tolist(),
             scores[part].tolist(),
+            reasons[part].tolist(),
             strict=True,
         ),
     )
@@ -249,7 +278,7 @@ def _write_block(
 
 @functools.cache
 def _per_user_insert(width: int) -> str:
-    values = ",".join(f"(?1,{r + 1},?{2 + 2 * r},?{3 + 2 * r})" for r in range(width))
+    values = ",".join(f"(?1,{r + 1},?{2 + 3 * r},?{3 + 3 * r},?{4 + 3 * r})" for r in range(width))
     return f"INSERT INTO recs VALUES {values}"
 
 

@@ -24,6 +24,9 @@ async function api(path, options) {
 
 function describeError(status, body) {
   if (body && typeof body.detail === "string") return body.detail;
+  if (body && Array.isArray(body.detail) && body.detail.length && body.detail[0].msg) {
+    return String(body.detail[0].msg);
+  }
   if (status === 404) return "Not found.";
   if (status === 422) return "That request was not valid.";
   return `The server answered ${status}.`;
@@ -47,7 +50,39 @@ function setError(node, message) {
 
 // ----------------------------------------------------------------- movie cards
 
-function movieCard(movie, { onLike, extra } = {}) {
+// Only https links to these two sites are ever put in an href.
+const EXTERNAL = [
+  ["imdb_url", "IMDb", "https://www.imdb.com/"],
+  ["tmdb_url", "TMDB", "https://www.themoviedb.org/"],
+];
+
+function externalLinks(movie) {
+  const links = el("span", "links");
+  for (const [field, name, prefix] of EXTERNAL) {
+    const url = movie[field];
+    if (typeof url !== "string" || !url.startsWith(prefix)) continue;
+    const a = el("a", `ext ${name.toLowerCase()}`, name);
+    a.href = url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.setAttribute("aria-label", `${movie.title} on ${name}`);
+    links.append(a);
+  }
+  return links;
+}
+
+function becauseLine(movie, verb) {
+  const names = (movie.because || []).map((m) => m.title);
+  if (!names.length) return null;
+  const line = el("p", "because", `because you ${verb} `);
+  names.forEach((name, i) => {
+    if (i) line.append(i === names.length - 1 ? " and " : ", ");
+    line.append(el("span", "because-title", name));
+  });
+  return line;
+}
+
+function movieCard(movie, { onLike, extra, because } = {}) {
   const li = el("li", "movie");
   li.dataset.movieId = movie.movie_id;
   const head = el("div", "movie-head");
@@ -62,7 +97,10 @@ function movieCard(movie, { onLike, extra } = {}) {
   const meta = el("div", "movie-meta");
   for (const genre of movie.genres || []) meta.append(el("span", "genre", genre));
   if (extra) meta.append(el("span", "muted", extra));
+  meta.append(externalLinks(movie));
   li.append(meta);
+  const reason = because ? becauseLine(movie, because) : null;
+  if (reason) li.append(reason);
 
   if (typeof movie.score === "number") {
     const bar = el("span", "score");
@@ -224,14 +262,15 @@ async function refreshLikedRecs() {
   if (!liked.size) return list.replaceChildren();
   list.setAttribute("aria-busy", "true");
   try {
-    const body = JSON.stringify({ liked: [...liked.keys()], k: 12 });
+    const body = JSON.stringify({ liked: [...liked.keys()], k: 12, ...filterValues() });
     const recs = await api("/v1/recommendations", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body,
     });
     if (seq !== likedSeq) return;
-    fillList(list, recs.items, { onLike: addLiked });
+    fillList(list, recs.items, { onLike: addLiked, because: "like" });
+    showEmpty(list, recs.items);
   } catch (error) {
     if (seq !== likedSeq) return;
     list.replaceChildren();
@@ -243,6 +282,9 @@ async function refreshLikedRecs() {
 
 // ----------------------------------------------------------------- existing user
 
+let currentUser = null;
+let userSeq = 0;
+
 $("user-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const id = $("user-id").value.trim();
@@ -252,21 +294,52 @@ $("user-form").addEventListener("submit", async (event) => {
     return;
   }
   show($("user-result"), false);
+  currentUser = null;
+  const seq = ++userSeq;
   try {
     const [recs, history] = await Promise.all([
-      api(`/v1/users/${id}/recommendations?k=10`),
+      api(`/v1/users/${id}/recommendations?${filterQuery({ k: 10 })}`),
       api(`/v1/users/${id}/history?limit=50`),
     ]);
-    $("user-source").textContent = recs.source === "store" ? "precomputed" : "live";
+    if (seq !== userSeq) return;
+    currentUser = id;
+    showUserRecs(recs);
     $("user-total").textContent = `(${history.total} rated)`;
-    fillList($("user-recs"), recs.items);
     const watched = history.items.map((m) => ({ ...m, _when: formatDate(m.timestamp) }));
     $("user-history").replaceChildren(...watched.map((m) => movieCard(m, { extra: m._when })));
     show($("user-result"), true);
   } catch (error) {
+    if (seq !== userSeq) return;
     setError($("user-error"), error.status === 404 ? `No user ${id}.` : error.message);
   }
 });
+
+const FALLBACK = {
+  depth: "more than the store holds",
+  filter: "the precomputed list ran short after filtering",
+  missing: "no precomputed list for this user",
+};
+
+function showUserRecs(recs) {
+  const badge = $("user-source");
+  badge.textContent = recs.source === "store" ? "precomputed" : "live";
+  badge.title = recs.fallback ? `computed now: ${FALLBACK[recs.fallback] || recs.fallback}` : "";
+  fillList($("user-recs"), recs.items, { because: "watched" });
+  showEmpty($("user-recs"), recs.items);
+}
+
+async function refreshUserRecs() {
+  if (currentUser === null) return;
+  const id = currentUser;
+  const seq = ++userSeq;
+  setError($("user-error"), "");
+  try {
+    const recs = await api(`/v1/users/${id}/recommendations?${filterQuery({ k: 10 })}`);
+    if (seq === userSeq) showUserRecs(recs);
+  } catch (error) {
+    if (seq === userSeq) setError($("user-error"), error.message);
+  }
+}
 
 function formatDate(seconds) {
   const d = new Date(seconds * 1000);
@@ -276,25 +349,131 @@ function formatDate(seconds) {
 // ----------------------------------------------------------------- similar movies
 
 let similarSeq = 0;
+let similarTo = null;
 
-async function showSimilar(movie) {
+async function showSimilar(movie, { scroll = true } = {}) {
   const seq = ++similarSeq;
+  similarTo = movie;
   const panel = $("similar");
   $("similar-heading").textContent = `More like ${movie.title}`;
   setError($("similar-error"), "");
   $("similar-list").replaceChildren();
   show(panel, true);
   try {
-    const found = await api(`/v1/movies/${movie.movie_id}/similar?k=10`);
+    const found = await api(`/v1/movies/${movie.movie_id}/similar?${filterQuery({ k: 10 })}`);
     if (seq !== similarSeq) return;
     fillList($("similar-list"), found.items, { onLike: addLiked });
+    showEmpty($("similar-list"), found.items);
   } catch (error) {
     if (seq === similarSeq) setError($("similar-error"), error.message);
   }
-  panel.scrollIntoView({ behavior: "smooth", block: "nearest" });
+  if (scroll) panel.scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
 
-$("similar-close").addEventListener("click", () => show($("similar"), false));
+$("similar-close").addEventListener("click", () => {
+  similarTo = null;
+  show($("similar"), false);
+});
+
+function showEmpty(list, items) {
+  if (!items.length) list.replaceChildren(el("li", "empty muted", "No movie passes the filters."));
+}
+
+// ----------------------------------------------------------------- filters
+
+const genreState = new Map(); // genre -> "only" | "out" (absent: any)
+const NEXT_STATE = { any: "only", only: "out", out: "any" };
+const STATE_TEXT = { any: "any", only: "only these", out: "left out" };
+
+function filterValues() {
+  const values = {
+    genre: [...genreState].filter(([, s]) => s === "only").map(([g]) => g),
+    exclude_genre: [...genreState].filter(([, s]) => s === "out").map(([g]) => g),
+  };
+  const [from, to] = yearBounds();
+  if (from || to) values.years = `${from}-${to}`;
+  return values;
+}
+
+function yearBounds() {
+  // A bound counts once it is a whole year (four digits): "19" while typing is ignored.
+  return ["year-from", "year-to"].map((id) => {
+    const text = $(id).value.trim();
+    return /^\d{4}$/.test(text) ? text : "";
+  });
+}
+
+function filterQuery(extra) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries({ ...extra, ...filterValues() })) {
+    for (const v of Array.isArray(value) ? value : [value]) query.append(key, String(v));
+  }
+  return query.toString();
+}
+
+function renderGenres(genres) {
+  $("genre-chips").replaceChildren(
+    ...genres.map(({ name, movies }) => {
+      const chip = el("button", "genre-chip", name);
+      chip.type = "button";
+      chip.dataset.genre = name;
+      chip.title = `${movies.toLocaleString()} movies`;
+      paintGenre(chip);
+      chip.addEventListener("click", () => {
+        const next = NEXT_STATE[genreState.get(name) || "any"];
+        if (next === "any") genreState.delete(name);
+        else genreState.set(name, next);
+        paintGenre(chip);
+        filtersChanged();
+      });
+      return chip;
+    }),
+  );
+}
+
+function paintGenre(chip) {
+  const state = genreState.get(chip.dataset.genre) || "any";
+  chip.dataset.state = state;
+  chip.setAttribute("aria-label", `${chip.dataset.genre}: ${STATE_TEXT[state]}`);
+}
+
+let filtersTimer = 0;
+
+function filtersChanged() {
+  const values = filterValues();
+  const active = values.genre.length || values.exclude_genre.length || values.years;
+  show($("filters-clear"), Boolean(active));
+  clearTimeout(filtersTimer);
+  const [from, to] = yearBounds();
+  if (from && to && Number(from) > Number(to)) {
+    setError($("filters-error"), "The first year is after the last.");
+    return;
+  }
+  setError($("filters-error"), "");
+  filtersTimer = setTimeout(() => {
+    if (liked.size) refreshLikedRecs();
+    refreshUserRecs();
+    if (similarTo) showSimilar(similarTo, { scroll: false });
+  }, 150);
+}
+
+for (const id of ["year-from", "year-to"]) $(id).addEventListener("input", filtersChanged);
+
+$("filters-clear").addEventListener("click", () => {
+  genreState.clear();
+  $("year-from").value = "";
+  $("year-to").value = "";
+  for (const chip of $("genre-chips").children) paintGenre(chip);
+  filtersChanged();
+});
+
+(async () => {
+  try {
+    renderGenres((await api("/v1/genres")).genres);
+  } catch (error) {
+    setError($("filters-error"), `Genres unavailable: ${error.message}`);
+  }
+})();
 
 // ----------------------------------------------------------------- model line
 
@@ -308,6 +487,7 @@ $("similar-close").addEventListener("click", () => show($("similar"), false));
       parts.push(`precomputed ${String(info.store.created_at).slice(0, 10)}`);
     }
     $("model-info").textContent = parts.join(" · ");
+    show($("report-link"), Boolean(info.report));
   } catch {
     $("model-info").textContent = "model information unavailable";
   }
