@@ -20,6 +20,7 @@ from _train_fixtures import fast_config, planted_dataset
 from movierec.artifacts import (
     CATALOG,
     CONFIG,
+    DERIVED,
     INTERACTIONS,
     ITEMS,
     MANIFEST,
@@ -158,6 +159,21 @@ def test_metrics_are_added_under_the_manifest(trained, run_dir: Path) -> None:
     (run_dir / METRICS).write_text("{}")
     with pytest.raises(ArtifactError, match="metrics.json: truncated"):
         load_run(run_dir)
+
+
+def test_adding_metrics_keeps_the_report_and_the_board_and_a_new_run_drops_them(
+    trained, tmp_path: Path
+) -> None:
+    ds, split, result = trained
+    out = tmp_path / "run"
+    save_run(out, result, ds, split)
+    for name in DERIVED:
+        (out / name).write_text(f"made from this run: {name}")
+    save_metrics(out, {"test": {}})
+    assert all((out / n).read_text() == f"made from this run: {n}" for n in DERIVED)
+    assert not set(DERIVED) & set(verify_run(out)["files"])  # outside the manifest
+    save_run(out, result, ds, split)
+    assert not any((out / n).exists() for n in DERIVED)  # they described the old run
 
 
 def test_saving_over_a_run_replaces_it_and_keeps_the_checkpoints(trained, tmp_path: Path) -> None:

@@ -169,7 +169,8 @@ def test_leaderboard_with_an_extra_contender(planted):
     split, _ = planted
 
     def constant(s, seed):
-        return Fitted(constant_scorer(s.n_users, s.n_items), {"value": 0.5}, 0.0)
+        scorer = constant_scorer(s.n_users, s.n_items)
+        return Fitted(scorer, lambda inputs: scorer, {"value": 0.5}, 0.0)
 
     small = {"ease": [QUICK["ease"]], "ials": [QUICK["ials"]]}
     rows = leaderboard(
@@ -207,3 +208,68 @@ def test_random_data_gives_no_free_lunch():
     split = random_split(seed=0, n_users=60, n_items=400)
     m = evaluate(fit_peer("ease", split.train.to_csr(), {"lam": 10.0}), split)
     assert m.sampled["hr@10"] < 0.35
+
+
+# --- the peers at test: users' inputs from train + validation, what was learned kept ---
+
+
+def test_popularity_with_inputs_counts_them():
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 0]], dtype=np.float32))
+    more = x.copy().tolil()
+    more[0, 3] = more[1, 3] = 1
+    model = fit_popularity(x).with_inputs(sp.csr_matrix(more))
+    np.testing.assert_array_equal(model.score_all(np.array([0]))[0], [3, 2, 1, 2])
+    with pytest.raises(ValueError, match="inputs are"):
+        fit_popularity(x).with_inputs(x[:2])
+
+
+@pytest.mark.parametrize("form", ["primal", "dual"])
+def test_ease_with_inputs_multiplies_new_rows_by_the_train_weights(form):
+    rng = np.random.default_rng(3)
+    dense = (rng.random((30, 12)) < 0.3).astype(np.float64)
+    lam = 3.0
+    p = np.linalg.inv(dense.T @ dense + lam * np.eye(12))
+    b = np.eye(12) - p / np.diag(p)[None, :]
+    rows = np.maximum(dense, rng.random((30, 12)) < 0.1)  # one more movie or two per user
+    model = fit_ease(sp.csr_matrix(dense), lam=lam, form=form)
+    folded = model.with_inputs(sp.csr_matrix(rows, dtype=np.float32))
+    np.testing.assert_allclose(folded.score_all(np.arange(30)), rows @ b, atol=1e-4)
+    np.testing.assert_allclose(model.score_all(np.arange(30)), dense @ b, atol=1e-4)
+
+
+def test_ials_with_inputs_is_the_exact_user_step(planted):
+    split, _ = planted
+    model = fit_ials(split.train.to_csr(), factors=8, regularization=0.1, alpha=10.0, seed=0)
+    rows = split.seen_before_test().tolil()
+    rows[3] = 0  # a user with no movie
+    rows = rows.tocsr()
+    folded = model.with_inputs(rows)
+    y = model.item_factors.astype(np.float64)
+    for u in (0, 7, 50):
+        yu = y[rows[u].indices]
+        a = y.T @ y + 9.0 * yu.T @ yu + 0.1 * np.eye(8)
+        want = np.linalg.solve(a, 10.0 * yu.sum(axis=0))
+        np.testing.assert_allclose(folded.user_factors[u], want, rtol=1e-3, atol=1e-5)
+    assert not folded.user_factors[3].any()
+    np.testing.assert_array_equal(folded.item_factors, model.item_factors)
+    assert not np.allclose(folded.user_factors[0], model.user_factors[0])
+
+
+def test_bpr_is_fit_again_on_new_inputs_with_the_chosen_settings(planted, monkeypatch):
+    split, _ = planted
+    calls = []
+    original = PEERS["bpr"]
+    counted = baselines.Peer(
+        "bpr",
+        lambda train, **kw: calls.append((train.nnz, kw)) or original.fit(train, **kw),
+        original.defaults,
+        original.grid,
+        refit=True,
+    )
+    monkeypatch.setitem(PEERS, "bpr", counted)
+    small = {**QUICK["bpr"], "iterations": 5}
+    tuned = tune_peer("bpr", split, grid=[small], seed=3)
+    rows = split.seen_before_test()
+    model = tuned.with_inputs(rows)
+    assert calls[-1] == (rows.nnz, {"seed": 3, **tuned.params})
+    assert model.n_users == split.n_users and model is not tuned.scorer

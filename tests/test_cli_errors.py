@@ -58,6 +58,7 @@ def one_error_line(result: Result) -> str:
         ["recommend", "--liked", "Movie 1"],
         ["similar", "--movie", "11"],
         ["evaluate"],
+        ["report"],
         ["batch", "--out", "recs.sqlite", "--no-progress"],
     ],
 )

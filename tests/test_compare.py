@@ -3,11 +3,52 @@
 import json
 
 import numpy as np
-from _train_fixtures import planted_split
+import pytest
+import scipy.sparse as sp
+from _eval_fixtures import TableScorer, constant_scorer, interactions
+from _train_fixtures import fast_config, planted_split
 from typer.testing import CliRunner
 
 from movierec.cli import app
-from movierec.compare import PAIRED_KEYS, Row, leaderboard, paired_difference, to_json, trained
+from movierec.compare import (
+    PAIRED_KEYS,
+    Fitted,
+    Row,
+    from_training,
+    leaderboard,
+    paired_difference,
+    peer,
+    to_json,
+    trained,
+)
+from movierec.evaluate import evaluate
+from movierec.models import inputs_for
+from movierec.split import Split, leave_last_out
+from movierec.training.fit import fit
+
+PAIRS, FILLER, N_ITEMS = 20, 40, 200  # movies 2k and 2k + 1 go together; 40.. are filler
+PROBES = np.arange(60, 80)  # users whose validation movie alone predicts their test movie
+
+
+def pair_split(seed: int = 0) -> Split:
+    """Users 0-59 watch three pairs (2k, 2k + 1) in train, then filler for validation and
+    test. Probe user 60 + k watches six filler movies, then 2k (validation), then 2k + 1
+    (test): only the validation movie says what comes next."""
+    rng = np.random.default_rng(seed)
+    users, items = [], []
+    for u in range(60):
+        pairs = rng.choice(PAIRS, 3, replace=False)
+        watched = [
+            *np.c_[2 * pairs, 2 * pairs + 1].ravel(),
+            *rng.choice(np.arange(FILLER, N_ITEMS), 4, replace=False),
+        ]
+        users += [u] * len(watched)
+        items += watched
+    for k, u in enumerate(PROBES):
+        watched = [*rng.choice(np.arange(FILLER, N_ITEMS), 6, replace=False), 2 * k, 2 * k + 1]
+        users += [u] * len(watched)
+        items += watched
+    return leave_last_out(interactions(np.array(users), np.array(items), 80, N_ITEMS))
 
 
 def test_our_models_join_the_leaderboard_and_learn_the_blocks():
@@ -74,3 +115,96 @@ def test_cli_compare_over_seeds_says_where_the_default_stands(tmp_path) -> None:
     table = CliRunner().invoke(app, args, terminal_width=120)
     assert table.exit_code == 0, table.output
     assert "±" in table.stdout and "(95%: " in table.stdout
+
+
+# --- one input rule at test: train + validation for every contender ---
+
+
+def test_test_inputs_are_train_plus_validation_and_validation_scores_train():
+    split = pair_split()
+    given = []
+    oracle = np.zeros((split.n_users, split.n_items), dtype=np.float32)
+    oracle[split.test.users, split.test.items] = 1.0
+
+    def spy(s, seed):
+        def with_inputs(inputs):
+            given.append(inputs)
+            return TableScorer(oracle)
+
+        return Fitted(constant_scorer(s.n_users, s.n_items), with_inputs, {}, 0.0)
+
+    (row,) = leaderboard(split, (), extra={"spy": spy})
+    assert len(given) == 1
+    want = sp.csr_matrix(split.seen_before_test())
+    assert (given[0].to_csr() != want).nnz == 0  # train + validation, nothing of test
+    assert row.test.sampled["hr@10"] == 1.0  # test: what with_inputs returned
+    assert row.validation.sampled["hr@10"] == pytest.approx(0.1)  # validation: the scorer
+
+
+QUICK = {
+    "ease": [{"lam": 10.0}],
+    "ials": [{"factors": 32, "regularization": 0.1, "alpha": 10.0, "iterations": 15}],
+    "bpr": [{"factors": 32, "learning_rate": 0.05, "regularization": 0.01, "iterations": 200}],
+}
+
+
+@pytest.mark.parametrize("name", ["ease", "ials", "bpr"])
+def test_the_validation_movie_reaches_every_peer_at_test(name):
+    """The probes' test movie is predicted by their validation movie alone: with the rule
+    the peers find it, without (inputs from train only) they cannot."""
+    split = pair_split()
+    fitted = peer(name, QUICK[name])(split, 0)
+    at_test = fitted.with_inputs(inputs_for(split, "test"))
+    rank = {}
+    for tag, scorer in (("without", fitted.scorer), ("with", at_test)):
+        scores = scorer.score_all(PROBES)
+        scores[split.seen_before_test()[PROBES].toarray() > 0] = -np.inf
+        target = scores[np.arange(PROBES.size), 2 * np.arange(PROBES.size) + 1]
+        rank[tag] = (scores > target[:, None]).sum(axis=1)
+    assert np.mean(rank["with"] < 10) >= 0.9 > 0.3 >= np.mean(rank["without"] < 10)
+    with_rule = evaluate(at_test, split, on="test").full["hr@10"]
+    assert with_rule > evaluate(fitted.scorer, split, on="test").full["hr@10"] + 0.15
+
+
+def test_popularity_counts_validation_at_test():
+    # users 0-19: validation movie 0; users 20-29: test movie 0, which no one has in train
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    for u in range(30):
+        watched = [*rng.choice(np.arange(1, 150), 6, replace=False)]
+        watched.insert(-1 if u < 20 else len(watched), 0)
+        users += [u] * len(watched)
+        items += watched
+    split = leave_last_out(interactions(np.array(users), np.array(items), 30, 150))
+    fitted = peer("popularity")(split, 0)
+    at_test = fitted.with_inputs(inputs_for(split, "test"))
+    counts = np.bincount(split.seen_before_test().indices, minlength=150)
+    np.testing.assert_array_equal(at_test.score_all(np.array([0]))[0], counts)
+    assert fitted.scorer.score_all(np.array([0]))[0, 0] == 0 and counts[0] == 20
+    hit = [evaluate(s, split, on="test").full["hr@10"] for s in (fitted.scorer, at_test)]
+    assert hit[1] >= hit[0] + 0.25  # the ten users whose test movie is 0 now hit
+
+
+@pytest.mark.parametrize("model", ["gmf", "history"])
+def test_our_models_read_the_validation_movie_at_test(model):
+    """history reads it as the latest movie, so the probes' test movie (its partner) rises;
+    GMF's users are learned ids, so it is trained again with it (same settings, seed and
+    epoch count), and the validation movie itself rises for the probes."""
+    split = pair_split()
+    if model == "history":
+        fitted = trained(model)(split, 0)
+    else:
+        fitted = from_training(fit(split, fast_config(model), progress=False), split)
+        assert fitted.params["epochs"] >= 1
+    at_test = fitted.with_inputs(inputs_for(split, "test"))
+    k = np.arange(PROBES.size)
+    movie = 2 * k if model == "gmf" else 2 * k + 1  # the validation movie / its partner
+
+    def rank(scorer):
+        scores = scorer.score_all(PROBES)
+        return (scores > scores[k, movie][:, None]).sum(axis=1)
+
+    before, after = rank(fitted.scorer), rank(at_test)
+    assert np.mean(after < 10) >= np.mean(before < 10) + 0.2
+    assert np.median(after) < np.median(before)
+    assert np.array_equal(rank(fitted.scorer), before)  # nothing written back

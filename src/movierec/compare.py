@@ -1,27 +1,45 @@
 """The leaderboard: every contender on one split, one rule, the same candidates.
 
-Rule (identical for every model, ours included): fit on ``split.train`` only, choose
-settings (or epochs) on validation, report test. A *contender* is a function
-``(split, seed) -> Fitted`` that does its own selection on validation and never looks at
-``split.test``; the peers in ``movierec.baselines`` become contenders through ``peer()``,
-and the neural models join through ``leaderboard(..., extra={"neumf": fit_neumf})``.
+The rule, identical for every model, ours included:
+
+- fit on ``split.train`` only and choose settings (or epochs) on validation, where every
+  user's input is formed from train (``models.inputs_for(split, "validation")``);
+- at test, every contender scores users whose input is formed from train + validation
+  (``models.inputs_for(split, "test")``). A model that can take in a user's movies keeps
+  what it learned from train: a history or sequence model reads the validation movie as
+  its latest; EASE multiplies the user's row, validation movie included, by the weights
+  fitted on train; iALS solves each user's vector again with the item factors fixed (the
+  exact ALS user step); popularity counts train + validation. A model whose users are
+  learned rows with no exact user step (BPR; the id models: tutorial, GMF, MLP, NeuMF) is
+  fit again on train + validation with the chosen settings, epoch count and seed.
+
+A *contender* is a function ``(split, seed) -> Fitted`` that does its own selection on
+validation and never looks at ``split.test``. ``Fitted.scorer`` is the chosen model as
+validation saw it, ``Fitted.with_inputs`` the same model given other inputs; only
+``leaderboard`` says which inputs test gets, so no contender sees more or less than
+another. The peers in ``movierec.baselines`` become contenders through ``peer()``, our
+models through ``trained()`` (or ``from_training`` for a model trained elsewhere), and any
+other through ``leaderboard(..., extra={"name": contender})``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from movierec import baselines, metrics
+from movierec.data import Interactions
 from movierec.evaluate import Metrics, Scorer, evaluate
-from movierec.models import scorer_for
+from movierec.models import TorchScorer, inputs_for, scorer_for
 from movierec.split import Split
 from movierec.training.config import TrainConfig
 from movierec.training.fit import fit
+from movierec.training.result import TrainResult
 
 DEFAULT_PEERS: tuple[str, ...] = ("popularity", "bpr", "ials", "ease")
 
@@ -39,14 +57,13 @@ QUICK_GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
 
 @dataclass(frozen=True)
 class Fitted:
-    """A contender's chosen model and how it got there."""
+    """A contender's chosen model, how it takes in other inputs, and how it got there."""
 
-    scorer: Scorer
+    scorer: Scorer  # the chosen model, every user's input formed from train (validation)
+    with_inputs: Callable[[Interactions], Scorer]  # the same model, inputs from those given
     params: dict[str, Any]  # the settings chosen on validation (JSON-friendly values)
     train_seconds: float  # fitting the chosen settings once (tuning excluded)
     tune_seconds: float = 0.0  # the whole selection on validation, fits included
-    # a model whose input is the user's history scores validation from train alone
-    validation_scorer: Scorer | None = None
 
 
 Contender = Callable[[Split, int], Fitted]  # (split, seed) -> Fitted; must not read split.test
@@ -91,24 +108,56 @@ def peer(name: str, grid: Sequence[Mapping[str, Any]] | None = None) -> Contende
             cached_for[:] = [split]
         t0 = time.perf_counter()
         tuned = baselines.tune_peer(name, split, grid, seed=seed, cache=cache)
-        return Fitted(tuned.scorer, tuned.params, tuned.fit_seconds, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        return Fitted(
+            tuned.scorer,
+            lambda inter: tuned.with_inputs(inter.to_csr()),
+            tuned.params,
+            tuned.fit_seconds,
+            seconds,
+        )
 
     return fit_tuned
 
 
 def trained(model: str) -> Contender:
     """One of our models (``training.config.PRESETS``) as a contender: its preset, trained
-    on train, epoch chosen on validation; validation is scored with every user's input formed
-    from train alone (``models.scorer_for``)."""
+    on train, epoch chosen on validation (``from_training``)."""
 
     def fit_model(split: Split, seed: int) -> Fitted:
         result = fit(split, TrainConfig.for_model(model, seed=seed), progress=False)
-        val = scorer_for(result.model, split, "validation")  # a user's input: train alone
-        config = result.config
-        params = {"epochs": result.best_epoch, "factors": config.factors, "lr": config.lr}
-        return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
+        return from_training(result, split)
 
     return fit_model
+
+
+def from_training(result: TrainResult, split: Split) -> Fitted:
+    """A model trained on ``split`` (``training.fit``'s result) as a contender's outcome:
+    validation scored with every user's input formed from train (``models.scorer_for``),
+    other inputs through ``trained_with_inputs``."""
+    config = result.config
+    params = {"epochs": result.best_epoch, "factors": config.factors, "lr": config.lr}
+    validation = scorer_for(result.model, split, "validation")
+    return Fitted(validation, partial(trained_with_inputs, result), params, result.seconds)
+
+
+def trained_with_inputs(result: TrainResult, inter: Interactions) -> TorchScorer:
+    """``result``'s model scoring users whose input is formed from ``inter``: a history or
+    sequence model reads it (``with_inputs``, parameters shared); an id model's users are
+    rows learned from train, so it is trained again on ``inter`` (``retrain``)."""
+    model = result.model
+    if model.user_input == "id":
+        model = retrain(result, inter).model
+    return TorchScorer(model.with_inputs(inter), next(iter(model.parameters())).device)
+
+
+def retrain(result: TrainResult, inter: Interactions) -> TrainResult:
+    """``result``'s model trained afresh on ``inter`` with the same settings and seed for
+    its chosen number of epochs: nothing is held out, so nothing is selected (the last
+    epoch is kept)."""
+    nothing = inter.subset(np.zeros(0, dtype=np.int64))
+    config = replace(result.config, epochs=result.best_epoch, patience=None)
+    return fit(Split(inter, nothing, nothing), config, progress=False)
 
 
 def leaderboard(
@@ -125,7 +174,9 @@ def leaderboard(
 
     For each seed, a contender is fit and selected with that seed (model initialisation and
     validation candidates), then scored on validation and test with candidates from the same
-    seed, so every model meets the same candidates. Rows come model by model, seed by seed.
+    seed, so every model meets the same candidates; test users' inputs are formed from train
+    + validation for every contender (the module's rule). Rows come model by model, seed by
+    seed.
     """
     grids = grids or {}
     contenders: dict[str, Contender] = {name: peer(name, grids.get(name)) for name in models}
@@ -141,6 +192,9 @@ def leaderboard(
             if progress is not None:
                 progress(f"{name} (seed {seed})")
             fitted = contender(split, seed)
+            validation = evaluate(fitted.scorer, split, seed=seed, on="validation", full=full)
+            at_test = fitted.with_inputs(inputs_for(split, "test"))  # the one input rule
+            test = evaluate(at_test, split, seed=seed, on="test", full=full)
             rows.append(
                 Row(
                     model=name,
@@ -148,17 +202,11 @@ def leaderboard(
                     params=dict(fitted.params),
                     train_seconds=fitted.train_seconds,
                     tune_seconds=fitted.tune_seconds,
-                    validation=evaluate(
-                        fitted.validation_scorer or fitted.scorer,
-                        split,
-                        seed=seed,
-                        on="validation",
-                        full=full,
-                    ),
-                    test=evaluate(fitted.scorer, split, seed=seed, on="test", full=full),
+                    validation=validation,
+                    test=test,
                 )
             )
-            del fitted
+            del fitted, at_test
     return rows
 
 

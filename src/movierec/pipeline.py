@@ -1,5 +1,8 @@
 """The main job (``movierec run``): prepare a data set, train a model into a run directory,
-put it on a leaderboard against peers tuned on validation, and pick a typical user's top 10.
+put it on a leaderboard against peers tuned on validation and our other models (the NCF
+family: the tutorial's model and NeuMF), keep that leaderboard in the run
+(``leaderboard.json``), write the run's report (``report.html``) and pick a typical user's
+top 10.
 
 ``main_job`` returns everything it found as a ``MainResult``; what it prints on the way
 goes through ``say`` (one plain line at a time), so the caller decides where it goes.
@@ -17,16 +20,28 @@ import numpy as np
 from movierec import movielens, train
 from movierec.artifacts import begin_run, check_replaceable, save_run
 from movierec.baselines import PEERS
-from movierec.compare import DEFAULT_PEERS, QUICK_GRIDS, Fitted, Row, leaderboard
+from movierec.compare import (
+    DEFAULT_PEERS,
+    QUICK_GRIDS,
+    Contender,
+    Fitted,
+    Row,
+    from_training,
+    leaderboard,
+    trained,
+)
 from movierec.data import Dataset
 from movierec.display import MovieRows
 from movierec.errors import ParameterError
-from movierec.models import scorer_for
 from movierec.prepare import PrepareReport, prepare
 from movierec.recommend import Recommender
+from movierec.report import ReportFile, write_board, write_report
 from movierec.split import Split, leave_last_out
 
 SAMPLE_ROWS = 10  # movies of the sample user's history and top list
+# our other models on the board, each trained with its preset, epoch chosen on validation
+# (ml-latest-small, 2 cores: tutorial ~7 s, NeuMF ~50 s)
+NCF_FAMILY: tuple[str, ...] = ("tutorial", "neumf")
 
 
 def prepared_split(data: str, min_year: int | None) -> tuple[Dataset, PrepareReport, Split]:
@@ -44,6 +59,16 @@ def check_peers(names: Sequence[str]) -> tuple[str, ...]:
         known = ", ".join(PEERS)
         raise ParameterError(f"--peers: unknown peer(s) {', '.join(unknown)}; known: {known}")
     return unique
+
+
+def our_others(model: str, names: Sequence[str]) -> dict[str, Contender]:
+    """Our models ``names`` (``train.PRESETS``, repeats and ``model`` itself dropped) as
+    contenders; ``ParameterError`` naming any unknown one."""
+    unknown = [n for n in names if n not in train.PRESETS]
+    if unknown:
+        known = ", ".join(train.PRESETS)
+        raise ParameterError(f"unknown model(s) {', '.join(unknown)}; known: {known}")
+    return {n: trained(n) for n in dict.fromkeys(names) if n != model}
 
 
 @dataclass(frozen=True)
@@ -66,9 +91,10 @@ class MainResult:
     test_users: int  # users with a validation and a test interaction (leave-last-out)
     model: str
     seed: int
-    leaderboard: list[Row]  # our model and the peers, as ``compare.leaderboard`` returns
-    run_dir: Path  # the run written
+    leaderboard: list[Row]  # the peers, our model, our others (``compare.leaderboard``)
+    run_dir: Path  # the run written, with its leaderboard.json and report.html
     sample: SampleUser
+    report_file: ReportFile  # the run's report: path, size, seconds to build
 
 
 def _quiet(line: str) -> None:
@@ -82,6 +108,7 @@ def main_job(
     *,
     min_year: int | None = None,
     peers: Sequence[str] = DEFAULT_PEERS,
+    others: Sequence[str] = NCF_FAMILY,
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
@@ -89,9 +116,11 @@ def main_job(
 ) -> MainResult:
     """Prepare ``data``, train ``model`` (a ``train.PRESETS`` name) into the run ``out``
     (replaced only once the new run is complete), evaluate it against ``peers`` on their
-    small grids, same split and candidates, and take a typical user's history and top 10
-    from the saved run."""
+    small grids and against our ``others`` (their presets), same split and candidates;
+    save that leaderboard into the run and write its report; take a typical user's history
+    and top 10 from the saved run."""
     names = check_peers(peers)
+    also = our_others(model, others)
     check_replaceable(out)
     config = train.TrainConfig.for_model(model, seed=seed, device=device)
     ds, report, split = prepared_split(data, min_year)
@@ -108,18 +137,20 @@ def main_job(
     save_run(out, result, ds, split, data=source, work=work)
 
     def ours(_split, _seed) -> Fitted:
-        params = {"epochs": result.best_epoch, "factors": result.config.factors}
-        val = scorer_for(result.model, split, "validation")  # inputs: train only
-        return Fitted(result.scorer(), params, result.seconds, validation_scorer=val)
+        return from_training(result, split)  # test inputs: train + validation, as every model
 
     rows = leaderboard(
         split,
         names,
         seeds=(seed,),
-        extra={model: ours},
+        extra={model: ours, **also},
         grids=QUICK_GRIDS,
         progress=lambda m: say(f"tuning and evaluating {m}"),
     )
+    write_board(out, rows, ds.name)
+    rec = Recommender.load(out)
+    say("writing the report")
+    report_file = write_report(rec)
     return MainResult(
         dataset=ds.name,
         report=report,
@@ -131,7 +162,8 @@ def main_job(
         seed=seed,
         leaderboard=rows,
         run_dir=Path(out),
-        sample=sample_user(Recommender.load(out)),
+        sample=sample_user(rec),
+        report_file=report_file,
     )
 
 
@@ -140,10 +172,10 @@ def sample_user(rec: Recommender) -> SampleUser:
     counts = np.diff(rec.timeline.indptr)
     user = int(np.argsort(counts, kind="stable")[len(counts) // 2])  # a typical user
     items, stamps = rec.history(user)
-    top = rec.for_users(np.array([user]), SAMPLE_ROWS)
+    top = rec.for_users(np.array([user]), SAMPLE_ROWS, because=True)
     rows = MovieRows(rec.catalog)
     return SampleUser(
         user_id=int(rec.users.raw[user]),
         history=rows.watched(items[:SAMPLE_ROWS], stamps[:SAMPLE_ROWS]),
-        top=rows.scored(top.items[0], top.scores[0]),
+        top=rows.scored(top.items[0], top.scores[0], top.because[0]),
     )

@@ -24,6 +24,10 @@ CATALOG = "catalog.parquet"
 INTERACTIONS = "interactions.safetensors"
 METRICS = "metrics.json"
 REPORT = "report.html"  # the run's report (optional; served at /report)
+LEADERBOARD = "leaderboard.json"  # the main job's leaderboard (optional; read by the report)
+# Files made from a run after it was saved, outside its manifest: kept when metrics.json is
+# added (save_metrics), dropped when the run itself is replaced (they would describe the old one).
+DERIVED = (REPORT, LEADERBOARD)
 REQUIRED = (CONFIG, WEIGHTS, USERS, ITEMS, CATALOG, INTERACTIONS)
 PARTS = ("train", "validation", "test")
 CHECKPOINTS = CHECKPOINT.parts[0]  # the directory carried from run to run, not in the manifest

@@ -20,6 +20,7 @@ from movierec.artifacts.layout import (
     CATALOG,
     CHECKPOINTS,
     CONFIG,
+    DERIVED,
     FORMAT,
     INTERACTIONS,
     ITEMS,
@@ -112,7 +113,7 @@ def save_metrics(path: str | Path, metrics: dict[str, Any]) -> None:
         if name != METRICS
     }
     writers[METRICS] = lambda p: write_json(p, metrics)
-    publish(path, writers, carry=path / CHECKPOINTS)
+    publish(path, writers, carry=path / CHECKPOINTS, keep=[path / n for n in DERIVED])
 
 
 def _interactions_arrays(split: Split) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from movierec import atomic
@@ -103,9 +103,15 @@ def _complete(where: Path) -> bool:
     return True
 
 
-def publish(path: Path, writers: dict[str, Callable[[Path], None]], carry: Path) -> Path:
-    """Write every file into a temporary sibling, add the manifest and the ``carry``
-    directory's files (linked), swap it in (package docstring)."""
+def publish(
+    path: Path,
+    writers: dict[str, Callable[[Path], None]],
+    carry: Path,
+    keep: Sequence[Path] = (),
+) -> Path:
+    """Write every file into a temporary sibling, add the manifest, the ``carry``
+    directory's files and the ``keep`` files that exist (linked, outside the manifest), swap
+    it in (package docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = atomic.tag()
     tmp = atomic.beside(path, "tmp", tag)
@@ -120,6 +126,9 @@ def publish(path: Path, writers: dict[str, Callable[[Path], None]], carry: Path)
             atomic.fsync(f)
         atomic.fsync(tmp)
         _carry(carry, tmp / carry.name)
+        for f in keep:
+            if f.is_file():
+                link_or_copy(f, tmp / f.name)
         if path.exists():
             old = atomic.beside(path, "old", tag)
             os.rename(path, old)

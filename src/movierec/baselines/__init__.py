@@ -2,8 +2,10 @@
 
 Each peer is fit on a binary user x item CSR matrix of *training* interactions and returns
 a ``Scorer``. One rule for every model, ours included: fit on train only, choose settings
-on validation (sampled HR@10), report test. ``tune`` runs that selection over a small,
-documented grid per peer; ``PEERS`` lists the peers, their defaults and their grids.
+on validation (sampled HR@10), report test with every user's input formed from train +
+validation (``Tuned.with_inputs``; ``movierec.compare`` states the rule). ``tune`` runs
+that selection over a small, documented grid per peer; ``PEERS`` lists the peers, their
+defaults, their grids and how each takes in new inputs.
 
 Modules: ``scorers`` (the fitted models), ``fitting`` (one ``fit_*`` per peer), ``registry``
 (``PEERS``, grids, ``tune``).
@@ -11,6 +13,7 @@ Modules: ``scorers`` (the fitted models), ``fitting`` (one ``fit_*`` per peer), 
 
 from movierec.baselines.fitting import (
     EASE_MAX_ITEMS,
+    binary_csr,
     default_threads,
     fit_bpr,
     fit_ease,
@@ -29,9 +32,10 @@ from movierec.baselines.registry import (
     tune,
     tune_peer,
 )
-from movierec.baselines.scorers import EASE, DotProduct, EASEDual, Popularity
+from movierec.baselines.scorers import ALS, EASE, DotProduct, EASEDual, Popularity, als_user_step
 
 __all__ = [
+    "ALS",
     "PEERS",
     "DotProduct",
     "EASE",
@@ -42,6 +46,8 @@ __all__ = [
     "Peer",
     "Popularity",
     "Tuned",
+    "als_user_step",
+    "binary_csr",
     "default_threads",
     "fit_bpr",
     "fit_ease",

@@ -10,7 +10,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from movierec.baselines.scorers import EASE, DotProduct, EASEDual, Popularity
+from movierec.baselines.scorers import ALS, EASE, DotProduct, EASEDual, Popularity
 
 EASE_MAX_ITEMS = 30_000  # dense float32 item x item matrices: 30k items is 3.6 GB each
 
@@ -23,7 +23,8 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _binary_csr(train: sp.spmatrix) -> sp.csr_matrix:
+def binary_csr(train: sp.spmatrix) -> sp.csr_matrix:
+    """``train`` as a float32 CSR matrix of ones (duplicates collapsed), sorted indices."""
     x = sp.csr_matrix(train, dtype=np.float32, copy=True)
     x.sum_duplicates()
     x.data[:] = 1.0
@@ -34,9 +35,7 @@ def _binary_csr(train: sp.spmatrix) -> sp.csr_matrix:
 
 def fit_popularity(train: sp.spmatrix, *, seed: int = 0) -> Popularity:
     """Counts of training users per item (``seed`` unused: the model is deterministic)."""
-    x = _binary_csr(train)
-    counts = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
-    return Popularity(counts, int(x.shape[0]))
+    return Popularity.counting(binary_csr(train))
 
 
 def fit_bpr(
@@ -62,7 +61,7 @@ def fit_bpr(
         random_state=seed,
     )
     with threadpool_limits(1, "blas"):
-        model.fit(_binary_csr(train), show_progress=False)
+        model.fit(binary_csr(train), show_progress=False)
     return DotProduct(_f32(model.user_factors), _f32(model.item_factors))
 
 
@@ -75,7 +74,7 @@ def fit_ials(
     iterations: int = 15,
     seed: int = 0,
     threads: int | None = None,
-) -> DotProduct:
+) -> ALS:
     """Implicit ALS (Hu, Koren & Volinsky 2008) via ``implicit.cpu.als``; positives carry
     confidence ``alpha`` (implicit scales the binary matrix by it), missing entries 1."""
     from implicit.cpu.als import AlternatingLeastSquares
@@ -89,8 +88,9 @@ def fit_ials(
             num_threads=threads or default_threads(),
             random_state=seed,
         )
-        model.fit(_binary_csr(train), show_progress=False)
-    return DotProduct(_f32(model.user_factors), _f32(model.item_factors))
+        model.fit(binary_csr(train), show_progress=False)
+    users, items = _f32(model.user_factors), _f32(model.item_factors)
+    return ALS(users, items, regularization, alpha)
 
 
 def fit_ease(
@@ -107,7 +107,7 @@ def fit_ease(
         raise ValueError(f"EASE needs lam >= 1 (float32 inverse), got {lam}")
     if form not in ("auto", "primal", "dual"):
         raise ValueError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
-    x = _binary_csr(train)
+    x = binary_csr(train)
     active = np.flatnonzero(np.bincount(x.indices, minlength=x.shape[1]) > 0)
     if active.size > EASE_MAX_ITEMS:
         gb = active.size**2 * 4 / 1e9

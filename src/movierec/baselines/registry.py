@@ -1,4 +1,5 @@
-"""The peers, their defaults and tuning grids; tuning on validation."""
+"""The peers, their defaults and tuning grids; tuning on validation; the chosen model with
+other inputs (``Tuned.with_inputs``: train + validation at test)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import scipy.sparse as sp
 
-from movierec.baselines.fitting import fit_bpr, fit_ease, fit_ials, fit_popularity
+from movierec.baselines.fitting import binary_csr, fit_bpr, fit_ease, fit_ials, fit_popularity
 from movierec.evaluate import Scorer, evaluate_sampled, holdout
 from movierec.split import Split
 
@@ -26,13 +27,17 @@ FitFn = Callable[..., Scorer]  # fit(train_csr, *, seed, **params) -> Scorer
 
 @dataclass(frozen=True)
 class Peer:
-    """A peer model: how to fit it, its defaults, its tuning grid, whether ``seed`` matters."""
+    """A peer model: how to fit it, its defaults, its tuning grid, whether ``seed`` matters,
+    how it takes in more of a user's movies."""
 
     name: str
     fit: FitFn
     defaults: Mapping[str, Any]
     grid: tuple[dict[str, Any], ...]
     seeded: bool = True  # False: the fit is deterministic, so one fit serves every seed
+    # True: no exact user-side step, so new inputs mean fitting again on them with the chosen
+    # settings and seed; False: the scorer's own ``with_inputs`` (what it learned stays)
+    refit: bool = False
 
 
 # Tuning budget: at most 36 fits per peer on validation, each grid spanning the peer's usual
@@ -52,6 +57,8 @@ PEERS: dict[str, Peer] = {
             regularization=[0.003, 0.01, 0.03],
             iterations=[300],
         ),
+        refit=True,  # implicit's BPR has no user-only step; an SGD fold-in would bring
+        # settings of its own, and validation, which holds the movie folded in, cannot pick them
     ),
     "ials": Peer(
         "ials",
@@ -81,10 +88,23 @@ def fit_peer(
 class Tuned:
     """The outcome of ``tune_peer``: chosen settings, the model fit with them, the table."""
 
+    name: str  # the peer
     params: dict[str, Any]
-    scorer: Scorer
+    scorer: Scorer  # fit on train: users' inputs are their training rows
     fit_seconds: float  # time to fit the chosen settings once
     table: list[dict[str, Any]]  # one row per grid point: settings, hr@10, ndcg@10, fit_seconds
+    seed: int  # the model seed of the fit
+
+    def with_inputs(self, rows: sp.spmatrix) -> Scorer:
+        """The chosen model scoring users whose input is their row of ``rows`` (users x
+        items; at test, train + validation): the scorer's own ``with_inputs`` (EASE: the
+        rows times the weights fitted on train; iALS: the exact user step against the item
+        factors fitted on train; popularity: counts of ``rows``), or for a ``refit`` peer
+        (BPR) a fit on ``rows`` with the chosen settings and seed."""
+        peer = get_peer(self.name)
+        if peer.refit:
+            return peer.fit(rows, seed=self.seed, **self.params)
+        return self.scorer.with_inputs(binary_csr(rows))
 
 
 FitCache = dict[tuple, tuple[Scorer, float]]
@@ -129,7 +149,7 @@ def tune_peer(
         table.append(row)
         if chosen is None or (m["hr@10"], m["ndcg@10"]) > best_key:
             best_key = (m["hr@10"], m["ndcg@10"])
-            chosen = Tuned(params, scorer, seconds, table)
+            chosen = Tuned(name, params, scorer, seconds, table, seed)
         del scorer
     if chosen is None:  # unreachable: points is non-empty
         raise RuntimeError("tuning selected nothing")

@@ -1,11 +1,18 @@
-"""The peers' scorers: most-popular, a dot product (BPR, iALS), EASE in its two forms."""
+"""The peers' scorers: most-popular, a dot product (BPR), iALS, EASE in its two forms.
+
+Those with a user side that can take in more of a user's movies without refitting what was
+learned from train have ``with_inputs(x)``: the same model scoring users whose input is
+their row of ``x`` (binary users x items; train + validation at test). Popularity's input
+is what it counts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -18,6 +25,16 @@ class Popularity:
     @property
     def n_items(self) -> int:
         return int(self.item_counts.size)
+
+    @classmethod
+    def counting(cls, x: sp.csr_matrix) -> Popularity:
+        """Users per item of the binary matrix ``x``."""
+        counts = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
+        return cls(counts, int(x.shape[0]))
+
+    def with_inputs(self, x: sp.csr_matrix) -> Popularity:
+        _check_inputs(self, x)
+        return Popularity.counting(x)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.item_counts[np.asarray(items)]
@@ -53,6 +70,39 @@ class DotProduct:
 
 
 @dataclass(frozen=True)
+class ALS(DotProduct):
+    """Implicit ALS factors, with what the user step needs to take in new movies."""
+
+    regularization: float
+    alpha: float  # confidence of a positive (missing entries: 1), as in the fit
+
+    def with_inputs(self, x: sp.csr_matrix) -> ALS:
+        """Every user's vector solved again from their row of ``x``, item factors fixed."""
+        _check_inputs(self, x)
+        users = als_user_step(self.item_factors, x, self.regularization, self.alpha)
+        return replace(self, user_factors=users)
+
+
+def als_user_step(
+    item_factors: np.ndarray, x: sp.csr_matrix, regularization: float, alpha: float
+) -> np.ndarray:
+    """The exact ALS user step (Hu, Koren & Volinsky 2008) for binary ``x``: with Y the item
+    factors and Y_u the rows of user u's items, x_u = (YᵀY + (α - 1) Y_uᵀY_u + λI)⁻¹ α Y_uᵀ1,
+    through ``implicit``'s ``recalculate_user`` (an exact Cholesky solve in C, every user at
+    once; its fit solves the same system by conjugate gradient steps); a user without items
+    gets zeros. float32 (n_users, f)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    model = AlternatingLeastSquares(
+        factors=item_factors.shape[1], regularization=regularization, alpha=alpha
+    )
+    model.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    with threadpool_limits(1, "blas"):  # implicit parallelises itself
+        users = model.recalculate_user(np.arange(x.shape[0]), sp.csr_matrix(x))
+    return np.ascontiguousarray(users, dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class EASE:
     """Embarrassingly Shallow Autoencoder (Steck, WWW 2019): scores = history @ weights.
 
@@ -60,7 +110,7 @@ class EASE:
     closed form gives every other item a zero row and column, so it scores 0 exactly.
     """
 
-    history: sp.csr_matrix  # (n_users, n_items) binary training matrix
+    history: sp.csr_matrix  # (n_users, n_items) binary: the users' rows (train when fitted)
     active: np.ndarray  # int64 (A,) item indices with at least one training interaction
     weights: np.ndarray  # float32 (A, A), zero diagonal
 
@@ -71,6 +121,11 @@ class EASE:
     @property
     def n_items(self) -> int:
         return int(self.history.shape[1])
+
+    def with_inputs(self, x: sp.csr_matrix) -> EASE:
+        """Users' rows from ``x``; the weights stay those fitted on train."""
+        _check_inputs(self, x)
+        return replace(self, history=x)
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         x = self.history[np.asarray(users)][:, self.active]
@@ -91,7 +146,7 @@ class EASEDual:
     ``x_u B = x_u - (x_u - (x_u Xᵀ) Q) / (1 - q)``, and no item x item matrix is formed.
     """
 
-    history: sp.csr_matrix  # (n_users, n_items) binary training matrix
+    history: sp.csr_matrix  # (n_users, n_items) binary: the users' rows (train when fitted)
     basis: sp.csr_matrix  # (M, n_items): the rows of ``history`` with any interaction
     q_matrix: np.ndarray  # float32 (M, n_items): K @ basis
     denominator: np.ndarray  # float64 (n_items,): 1 - q (λ diag(P)), positive
@@ -104,6 +159,11 @@ class EASEDual:
     def n_items(self) -> int:
         return int(self.history.shape[1])
 
+    def with_inputs(self, x: sp.csr_matrix) -> EASEDual:
+        """Users' rows from ``x``; ``basis`` (what the weights come from) stays train."""
+        _check_inputs(self, x)
+        return replace(self, history=x)
+
     def score_all(self, users: np.ndarray) -> np.ndarray:
         x = self.history[np.asarray(users)]
         overlap = np.asarray((x @ self.basis.T).todense(), dtype=np.float32)  # (B, M)
@@ -113,3 +173,8 @@ class EASEDual:
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.take_along_axis(self.score_all(users), np.asarray(items), axis=1)
+
+
+def _check_inputs(scorer: Popularity | DotProduct | EASE | EASEDual, x: sp.csr_matrix) -> None:
+    if x.shape != (scorer.n_users, scorer.n_items):
+        raise ValueError(f"inputs are {x.shape}, the model {(scorer.n_users, scorer.n_items)}")

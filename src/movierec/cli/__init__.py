@@ -12,7 +12,7 @@ code; what it prints comes from ``movierec.display``.
 """
 
 # the commands register in this order, which `--help` shows
-from movierec.cli import data, training, recommending, serving  # noqa: F401, I001
+from movierec.cli import data, training, recommending, serving, reporting  # noqa: F401, I001
 from movierec.cli.group import TRACEBACK_ENV, app, report_error
 
 __all__ = ["TRACEBACK_ENV", "app", "report_error"]

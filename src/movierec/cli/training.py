@@ -207,7 +207,10 @@ def run(
     serve: bool = typer.Option(False, help="Serve the web page when done."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """The main job: prepare, train, evaluate against tuned peers, show a user's top-10."""
+    """The main job: prepare, train, leaderboard, a user's top-10, the run's report.
+
+    The leaderboard: the model against peers tuned on validation and the NCF family, saved
+    into the run (leaderboard.json) with its report (report.html)."""
     from rich.console import Console
 
     from movierec import display
@@ -236,11 +239,19 @@ def run(
             display.movie_table(
                 f"user {user.user_id} watched (latest first)", user.history, "date"
             ),
-            display.movie_table(f"top 10 for user {user.user_id}", user.top, "score"),
+            display.movie_table(
+                f"top 10 for user {user.user_id}", user.top, "score", "because you watched"
+            ),
         )
     )
     console.print(f'run saved in {out}. Next: movierec recommend {out} --liked "Toy Story"')
     console.print(f"web page: movierec serve {out}  ->  http://127.0.0.1:8000/")
+    page = result.report_file
+    console.print(
+        f"report: {page.path} ({page.bytes / 1e6:.1f} MB, built in {page.seconds:.1f} s); "
+        "open it in a browser",
+        markup=False,
+    )
     if serve:
         from movierec import service
 
