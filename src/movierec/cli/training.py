@@ -33,6 +33,9 @@ def train(
     lr: float | None = typer.Option(None, help="Adam learning rate. Default: the preset."),
     negatives: int | None = typer.Option(None, help="Negatives per positive (preset: 4)."),
     dropout: float | None = typer.Option(None, help="Dropout (mlp towers, sasrec blocks)."),
+    loss: str | None = typer.Option(
+        None, help="sasrec: full | sampled softmax (preset auto: full up to 30k movies)."
+    ),
     length: int | None = typer.Option(
         None, help="history / sasrec: the latest movies a user is read as (presets 20 / 200)."
     ),
@@ -77,6 +80,7 @@ def train(
         lr=lr,
         negatives=negatives,
         dropout=dropout,
+        loss=loss,
         length=length,
         patience=patience,
         seed=seed,
