@@ -11,12 +11,10 @@ from typer.testing import CliRunner
 
 from movierec.cli import app
 from movierec.compare import (
-    PAIRED_KEYS,
     Fitted,
     Row,
     from_training,
     leaderboard,
-    paired_difference,
     peer,
     to_json,
     trained,
@@ -24,6 +22,7 @@ from movierec.compare import (
 from movierec.evaluate import evaluate
 from movierec.models import inputs_for
 from movierec.split import Split, leave_last_out
+from movierec.standing import PAIRED_KEYS, paired_difference
 from movierec.training.fit import fit
 
 PAIRS, FILLER, N_ITEMS = 20, 40, 200  # movies 2k and 2k + 1 go together; 40.. are filler

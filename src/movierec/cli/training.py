@@ -137,8 +137,9 @@ def compare(
 
     from movierec import display
     from movierec.baselines import PEERS
-    from movierec.compare import leaderboard, standing, summarize, to_json, trained
+    from movierec.compare import leaderboard, summarize, to_json, trained
     from movierec.pipeline import prepared_split
+    from movierec.standing import standing
     from movierec.train import PRESETS
 
     names = comma_list(models)
@@ -218,8 +219,8 @@ def run(
     from rich.console import Console
 
     from movierec import display
-    from movierec.compare import standing
     from movierec.pipeline import main_job
+    from movierec.standing import standing
 
     console = Console(highlight=False)
     result = main_job(
