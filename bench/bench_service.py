@@ -10,6 +10,10 @@ Measures, each for --duration seconds with wrk (one thread, --connections connec
      (targets: >= 1,500 req/s, p99 <= 20 ms, no errors);
   2. POST /v1/recommendations with 10 liked movie ids drawn from the 500 most popular
      (targets: >= 300 req/s, p99 <= 50 ms);
+  3. with --filtered GENRE: request 1 with &genre=GENRE, answered from the stored depth
+     (targets: >= 1,000 req/s, p99 <= 20 ms), and with --fallback GENRE: a genre rare
+     enough that the store runs short and the model answers live (p99 recorded); for each,
+     the share of 500 sampled requests each path answered;
 then runs schemathesis (all checks) against /openapi.json (target: no failure at all).
 Needs `wrk` (apt-get install -y wrk) and `schemathesis` (pip install schemathesis).
 """
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -237,7 +242,7 @@ USERS_LUA = """
 local ids = %s
 init = function(args) math.randomseed(os.time()) end
 request = function()
-  return wrk.format("GET", "/v1/users/" .. ids[math.random(#ids)] .. "/recommendations?k=10")
+  return wrk.format("GET", "/v1/users/" .. ids[math.random(#ids)] .. "/recommendations?k=10%s")
 end
 """
 LIKED_LUA = """
@@ -249,6 +254,17 @@ request = function()
   return wrk.format("POST", "/v1/recommendations", nil, bodies[math.random(#bodies)])
 end
 """
+
+
+def answered_by(url: str, users: list[int], query: str) -> dict[str, int]:
+    """How many of ``users``' requests with ``query`` each path answered (source/fallback)."""
+    paths: dict[str, int] = {}
+    for user in users:
+        with urllib.request.urlopen(f"{url}/v1/users/{user}/recommendations?k=10{query}") as r:
+            body = json.loads(r.read())
+        key = body["source"] if not body.get("fallback") else f"model ({body['fallback']})"
+        paths[key] = paths.get(key, 0) + 1
+    return paths
 
 
 def cpu_seconds(pid: int) -> float:
@@ -360,6 +376,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", type=int, default=1, help="server processes")
     ap.add_argument("--examples", type=int, default=100, help="schemathesis --max-examples")
+    ap.add_argument("--filtered", default=None, help="a genre the stored depth can serve")
+    ap.add_argument("--fallback", default=None, help="a genre the store runs short of")
     ap.add_argument("--skip-schemathesis", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--serve-synthetic", action="store_true", help=argparse.SUPPRESS)
@@ -431,7 +449,7 @@ def main() -> None:
             json.dumps({"liked": rng.choice(popular, 10, replace=False).tolist(), "k": 10})
             for _ in range(1000)
         ]
-        (work / "users.lua").write_text(USERS_LUA % lua_table(users))
+        (work / "users.lua").write_text(USERS_LUA % (lua_table(users), ""))
         (work / "liked.lua").write_text(LIKED_LUA % lua_table(bodies))
         # warm up (imports, caches), then measure
         subprocess.run(
@@ -443,6 +461,17 @@ def main() -> None:
         print(f"stored: {results['stored_user_recs']}", file=sys.stderr)
         results["cold_start_10_liked"] = run_wrk(url, work / "liked.lua", args, server.pid)
         print(f"cold start: {results['cold_start_10_liked']}", file=sys.stderr)
+        for name, genre in (("filtered", args.filtered), ("fallback", args.fallback)):
+            if genre is None:
+                continue
+            query = f"&genre={urllib.parse.quote(genre)}"
+            script = work / f"{name}.lua"
+            script.write_text(USERS_LUA % (lua_table(users), query))
+            results[f"{name}_{genre}"] = {
+                **run_wrk(url, script, args, server.pid),
+                "answered_by": answered_by(url, users[:500], query),
+            }
+            print(f"{name} {genre}: {results[f'{name}_{genre}']}", file=sys.stderr)
         if not args.skip_schemathesis:
             results["schemathesis"] = run_schemathesis(url, args.examples, work)
             print(f"schemathesis: {results['schemathesis']['summary']}", file=sys.stderr)
