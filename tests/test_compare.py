@@ -22,7 +22,7 @@ from movierec.compare import (
 from movierec.evaluate import evaluate
 from movierec.models import inputs_for
 from movierec.split import Split, leave_last_out
-from movierec.standing import PAIRED_KEYS, paired_difference
+from movierec.standing import PAIRED_KEYS, paired_difference, validation_choice
 from movierec.training.fit import fit
 
 PAIRS, FILLER, N_ITEMS = 20, 40, 200  # movies 2k and 2k + 1 go together; 40.. are filler
@@ -98,6 +98,20 @@ def test_first_only_when_the_paired_interval_excludes_zero() -> None:
     level = [_scored_row("history", s, rng.random(500) < 0.4) for s in (0, 1)]
     d = paired_difference([*rows, *level], "history", "sampled.hr@10")
     assert d.low < 0 < d.high and d.verdict().startswith("history tied with ease")
+
+
+def test_the_default_is_whichever_candidate_wins_on_validation() -> None:
+    def row(model: str, seed: int, hit_rate: float) -> Row:
+        return _scored_row(model, seed, np.arange(100) < hit_rate * 100)
+
+    rows = [row("history", 0, 0.8), row("history", 1, 0.7), row("sasrec", 0, 0.76)]
+    rows += [row("sasrec", 1, 0.76), row("ease", 0, 0.99)]  # a peer is no candidate
+    choice = validation_choice(rows, ("history", "sasrec"), default="history")
+    assert choice.figures == pytest.approx({"sasrec": 0.76, "history": 0.75})
+    assert choice.winner == "sasrec" and "sasrec beats the default, history" in choice.line()
+    kept = validation_choice([rows[0], rows[2]], ("history", "sasrec"), "history")  # 0.8 vs 0.76
+    assert kept.winner == "history" and kept.line().endswith("the default, history, wins")
+    assert validation_choice(rows[:2], ("history", "sasrec"), "history") is None
 
 
 def test_cli_compare_over_seeds_says_where_the_default_stands(tmp_path) -> None:

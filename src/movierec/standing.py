@@ -67,3 +67,40 @@ def standing(rows: Sequence[Row], model: str, *, seed: int = 0) -> list[Differen
         return []
     keys = [k for k in PAIRED_KEYS if all(k in r.test.per_user for r in rows)]
     return [paired_difference(rows, model, k, seed=seed) for k in keys]
+
+
+@dataclass(frozen=True)
+class ValidationChoice:
+    """Which of our models wins on validation (``key``, mean over seeds): the rule the
+    default model follows."""
+
+    key: str  # a validation figure, e.g. "sampled.hr@10"
+    figures: dict[str, float]  # model -> mean validation figure, best first
+    default: str  # the default model now
+
+    @property
+    def winner(self) -> str:
+        return next(iter(self.figures))
+
+    def line(self) -> str:
+        shown = ", ".join(f"{m} {v:.3f}" for m, v in self.figures.items())
+        if self.winner == self.default:
+            return f"on validation {self.key}: {shown}: the default, {self.default}, wins"
+        return f"on validation {self.key}: {shown}: {self.winner} beats the default, {self.default}"
+
+
+def validation_choice(
+    rows: Sequence[Row], candidates: Sequence[str], default: str, key: str = "sampled.hr@10"
+) -> ValidationChoice | None:
+    """The ``candidates`` present in ``rows`` ranked by their mean validation ``key`` (the
+    figure the training loop selects epochs on); None with fewer than two of them."""
+    protocol, figure = key.split(".")
+    by_model: dict[str, list[float]] = {}
+    for r in rows:
+        if r.model in candidates:
+            by_model.setdefault(r.model, []).append(r.validation.to_dict()[protocol][figure])
+    if len(by_model) < 2:
+        return None
+    means = {m: float(np.mean(v)) for m, v in by_model.items()}
+    ranked = dict(sorted(means.items(), key=lambda kv: -kv[1]))
+    return ValidationChoice(key, ranked, default)

@@ -14,6 +14,8 @@ from movierec.errors import MovierecError
 TRACEBACK_ENV = "MOVIEREC_TRACEBACK"
 REPORTED = (MovierecError, OSError)  # what Commands.invoke turns into one line and exit 2
 DEFAULT_MODEL = "history"  # `run`'s model, chosen on validation: bench/RESULTS.md, "Quality"
+# the candidates for the default; `compare` says which wins on validation (standing.py)
+DEFAULT_CANDIDATES = ("history", "sasrec")
 
 
 def report_error(error: BaseException) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from movierec.cli.group import (
+    DEFAULT_CANDIDATES,
     DEFAULT_MODEL,
     SMALL,
     AsJson,
@@ -139,7 +140,7 @@ def compare(
     from movierec.baselines import PEERS
     from movierec.compare import leaderboard, summarize, to_json, trained
     from movierec.pipeline import prepared_split
-    from movierec.standing import standing
+    from movierec.standing import standing, validation_choice
     from movierec.train import PRESETS
 
     names = comma_list(models)
@@ -160,9 +161,12 @@ def compare(
         progress=lambda m: err.print(f"tuning {m}"),
     )
     paired = standing(rows, DEFAULT_MODEL, seed=seed)
+    choice = validation_choice(rows, DEFAULT_CANDIDATES, DEFAULT_MODEL)
     if as_json:
         out = to_json(rows) if seeds == 1 else summarize(rows)
         out["paired"] = [dataclasses.asdict(d) | {"verdict": d.verdict()} for d in paired]
+        if choice is not None:
+            out["validation_choice"] = dataclasses.asdict(choice) | {"winner": choice.winner}
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
     title = f"test, tuned on validation ({ds.name}, seeds {', '.join(map(str, chosen))})"
@@ -170,6 +174,8 @@ def compare(
     console.print(display.leaderboard(rows, title))
     for d in paired:
         console.print(d.verdict(), markup=False, highlight=False)
+    if choice is not None:
+        console.print(choice.line(), markup=False, highlight=False)
 
 
 @app.command()
