@@ -9,6 +9,7 @@ is what it counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -103,16 +104,11 @@ def als_user_step(
 
 
 @dataclass(frozen=True)
-class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck, WWW 2019): scores = history @ weights.
-
-    ``weights`` is only held for ``active`` items (those with a training interaction); the
-    closed form gives every other item a zero row and column, so it scores 0 exactly.
-    """
+class _Rows:
+    """A scorer whose users are their rows of ``history`` (the two EASE forms): its sizes,
+    and the same model reading other rows."""
 
     history: sp.csr_matrix  # (n_users, n_items) binary: the users' rows (train when fitted)
-    active: np.ndarray  # int64 (A,) item indices with at least one training interaction
-    weights: np.ndarray  # float32 (A, A), zero diagonal
 
     @property
     def n_users(self) -> int:
@@ -122,10 +118,22 @@ class EASE:
     def n_items(self) -> int:
         return int(self.history.shape[1])
 
-    def with_inputs(self, x: sp.csr_matrix) -> EASE:
-        """Users' rows from ``x``; the weights stay those fitted on train."""
+    def with_inputs(self, x: sp.csr_matrix) -> Self:
+        """Users' rows from ``x``; what the weights were fitted from stays train."""
         _check_inputs(self, x)
         return replace(self, history=x)
+
+
+@dataclass(frozen=True)
+class EASE(_Rows):
+    """Embarrassingly Shallow Autoencoder (Steck, WWW 2019): scores = history @ weights.
+
+    ``weights`` is only held for ``active`` items (those with a training interaction); the
+    closed form gives every other item a zero row and column, so it scores 0 exactly.
+    """
+
+    active: np.ndarray  # int64 (A,) item indices with at least one training interaction
+    weights: np.ndarray  # float32 (A, A), zero diagonal
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         x = self.history[np.asarray(users)][:, self.active]
@@ -138,7 +146,7 @@ class EASE:
 
 
 @dataclass(frozen=True)
-class EASEDual:
+class EASEDual(_Rows):
     """EASE through its user-side (Woodbury) form, exact and cheap when users < items.
 
     With K = (λI + X Xᵀ)⁻¹ over the training users, (XᵀX + λI)⁻¹ = (I - Xᵀ K X) / λ, so
@@ -146,23 +154,9 @@ class EASEDual:
     ``x_u B = x_u - (x_u - (x_u Xᵀ) Q) / (1 - q)``, and no item x item matrix is formed.
     """
 
-    history: sp.csr_matrix  # (n_users, n_items) binary: the users' rows (train when fitted)
     basis: sp.csr_matrix  # (M, n_items): the rows of ``history`` with any interaction
     q_matrix: np.ndarray  # float32 (M, n_items): K @ basis
     denominator: np.ndarray  # float64 (n_items,): 1 - q (λ diag(P)), positive
-
-    @property
-    def n_users(self) -> int:
-        return int(self.history.shape[0])
-
-    @property
-    def n_items(self) -> int:
-        return int(self.history.shape[1])
-
-    def with_inputs(self, x: sp.csr_matrix) -> EASEDual:
-        """Users' rows from ``x``; ``basis`` (what the weights come from) stays train."""
-        _check_inputs(self, x)
-        return replace(self, history=x)
 
     def score_all(self, users: np.ndarray) -> np.ndarray:
         x = self.history[np.asarray(users)]
